@@ -1,0 +1,193 @@
+"""Finding and decoding image files, with errors that name the file or folder at fault.
+
+Real dataset folders mix grayscale, palette, RGBA, CMYK, 16-bit and float images and the odd truncated download.
+``PIL.Image.convert('RGB')`` alone mishandles several of them (16-bit data is clipped to white, transparent pixels
+show whatever colour the editor left under them), so every mode is converted explicitly here.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+from PIL import Image
+
+IMG_EXTENSIONS: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+)
+
+# Errors PIL raises for files it cannot identify or decode (truncated data, broken chunks, bad headers).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
+
+# EXIF orientation tag and the transpose that shows each orientation upright (EXIF 2.3, tag 0x0112).
+_EXIF_ORIENTATION = 0x0112
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class DataError(ValueError):
+    """A dataset problem the user must fix (missing folder, undecodable file, image too small...)."""
+
+
+def is_image_file(name: str) -> bool:
+    """True when ``name`` ends with one of :data:`IMG_EXTENSIONS`, in any case."""
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def list_images(folder: str, *, recursive: bool = False, what: str = "images") -> list[str]:
+    """Sorted paths of the image files in ``folder``.
+
+    Not recursive by default: LiSS keeps depth maps in ``<folder>/depths/``, which must not be read as images.
+    ``what`` describes the expected content in error messages (e.g. "domain A training images").
+    """
+    if not os.path.exists(folder):
+        raise DataError(f"folder of {what} not found: {folder}")
+    if not os.path.isdir(folder):
+        raise DataError(f"expected a folder of {what}, but {folder} is not a directory")
+    if recursive:
+        paths = [
+            os.path.join(dirpath, name)
+            for dirpath, _, names in os.walk(folder, followlinks=True)
+            for name in names
+            if is_image_file(name)
+        ]
+    else:
+        paths = [
+            os.path.join(folder, name)
+            for name in os.listdir(folder)
+            if is_image_file(name) and os.path.isfile(os.path.join(folder, name))
+        ]
+    if not paths:
+        where = "or its subfolders " if recursive else ""
+        raise DataError(
+            f"no {what} found in {folder} {where}(looked for files ending in {', '.join(IMG_EXTENSIONS)})"
+        )
+    return sorted(paths)
+
+
+def _over_white(img: Image.Image) -> Image.Image:
+    """Composite an image with alpha over a white background and return it as RGB.
+
+    Dropping alpha (what ``convert('RGB')`` does) exposes the colour stored under transparent pixels, which is
+    arbitrary (black, or leftovers from the editor) and differs between encoders of the same picture. White is how
+    such images (icons, sketches, cut-out objects) are shown on a page, and makes the result well defined.
+    """
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _to_8bit(array: np.ndarray, full_scale: float) -> Image.Image:
+    """Scale ``array`` from [0, full_scale] to an 8-bit 'L' image, rounding rather than truncating."""
+    scaled = np.clip(np.rint(array.astype(np.float64) * (255.0 / full_scale)), 0, 255)
+    return Image.fromarray(scaled.astype(np.uint8))
+
+
+def _minmax_to_8bit(array: np.ndarray) -> Image.Image:
+    lo, hi = float(array.min()), float(array.max())
+    if hi <= lo:
+        return Image.fromarray(np.zeros(array.shape, np.uint8))
+    return _to_8bit(array - lo, hi - lo)
+
+
+def _high_depth_to_l(img: Image.Image) -> Image.Image:
+    """One-channel 16-bit, 32-bit integer and float images to 8-bit 'L'.
+
+    - 'I;16*': the file's bit depth defines the range, so 65535 maps to 255 (x / 257).
+    - 'I' (32-bit integer): older Pillow versions decode 16-bit PNGs to this mode, so values within [0, 65535]
+      are read as 16-bit data; anything outside that range has no defined scale and is min-max stretched.
+    - 'F' (float): [0, 1] data are scaled by 255, [0, 255] data kept, any other range is min-max stretched;
+      NaN and infinities become 0.
+    """
+    array = np.asarray(img)
+    if img.mode.startswith("I;16"):
+        return _to_8bit(array, 65535.0)
+    if img.mode == "I":
+        if array.min() >= 0 and array.max() <= 65535:
+            return _to_8bit(array, 65535.0)
+        return _minmax_to_8bit(array)
+    array = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(array.min()), float(array.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return _to_8bit(array, 1.0)
+    if lo >= 0.0 and hi <= 255.0:
+        return _to_8bit(array, 255.0)
+    return _minmax_to_8bit(array)
+
+
+def _convert(img: Image.Image, channels: int) -> Image.Image:
+    mode = img.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        img = _high_depth_to_l(img)
+    elif mode in ("RGBA", "RGBa", "LA", "La", "PA") or (mode == "P" and "transparency" in img.info):
+        img = _over_white(img)
+    elif mode not in ("L", "RGB"):
+        # '1', 'P' without transparency, 'CMYK' (Pillow undoes Adobe's inverted CMYK JPEGs), 'YCbCr', ...
+        img = img.convert("RGB")
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF orientation read from the header only.
+
+    Pillow's PNG reader decodes the whole file to look for an eXIf chunk stored after the pixels; such chunks
+    are ignored so that :func:`image_size` stays a header read and agrees with :func:`load_image`.
+    """
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+    return orientation if orientation in _EXIF_TRANSPOSE else 1
+
+
+def load_image(path: str, channels: int) -> Image.Image:
+    """Decode ``path`` fully and return it as mode 'L' (``channels == 1``) or 'RGB' (``channels == 3``).
+
+    The full decode (``.load()``) happens here, so a truncated file fails now with its name instead of
+    deep inside a worker process; ``ImageFile.LOAD_TRUNCATED_IMAGES`` is deliberately left alone.
+    The EXIF orientation is applied, so phone photos are used the way viewers show them.
+    """
+    if channels not in (1, 3):
+        raise DataError(f"images can be loaded with 1 or 3 channels, not {channels} (file {path})")
+    try:
+        with Image.open(path) as img:
+            orientation = _orientation(img)
+            img.load()
+            if orientation != 1:
+                img = img.transpose(_EXIF_TRANSPOSE[orientation])
+            return _convert(img, channels)
+    except DataError:
+        raise
+    except FileNotFoundError as err:
+        raise DataError(f"image file not found: {path}") from err
+    except _DECODE_ERRORS as err:
+        raise DataError(f"cannot decode image file {path} (truncated or corrupt?): {err}") from err
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) of ``path`` as :func:`load_image` returns it, from the header only (no pixel decode)."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if _orientation(img) in (5, 6, 7, 8):  # quarter turns swap width and height
+                w, h = h, w
+            return w, h
+    except FileNotFoundError as err:
+        raise DataError(f"image file not found: {path}") from err
+    except _DECODE_ERRORS as err:
+        raise DataError(f"cannot read the header of image file {path}: {err}") from err

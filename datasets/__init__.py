@@ -1,0 +1,1 @@
+"""Dataset tools: the offline synthetic generator (``datasets.make_synthetic``) and download scripts."""

@@ -1,0 +1,34 @@
+"""The model registry: one line per model, ``--model NAME`` finds the class here.
+
+Adding a model means writing ``models/<name>_model.py`` and adding its line below. Modules are imported
+lazily so that a broken or heavy model never slows down (or breaks) the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base_model import BaseModel
+
+MODEL_REGISTRY: dict[str, str] = {
+    "cycle_gan": "models.cycle_gan_model:CycleGANModel",
+    "test": "models.test_model:TestModel",
+}
+
+
+def model_names() -> list[str]:
+    return sorted(MODEL_REGISTRY)
+
+
+def find_model_class(name: str) -> type[BaseModel]:
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(model_names())}")
+    module_name, class_name = MODEL_REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def create_model(opt) -> BaseModel:
+    """Instantiate the model named by ``opt.model`` (networks on CPU; the trainer moves them)."""
+    return find_model_class(opt.model)(opt)

@@ -1,0 +1,138 @@
+"""Building blocks of the CycleGAN/CUT networks: the residual block and CUT's antialiased resampling layers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .norms import get_norm_layer
+
+_PAD_LAYERS: dict[str, type[nn.Module]] = {
+    "reflect": nn.ReflectionPad2d,
+    "refl": nn.ReflectionPad2d,
+    "replicate": nn.ReplicationPad2d,
+    "repl": nn.ReplicationPad2d,
+    "zero": nn.ZeroPad2d,
+}
+
+
+def _pad_layer(pad_type: str) -> type[nn.Module]:
+    if pad_type not in _PAD_LAYERS:
+        raise ValueError(f"unknown pad_type {pad_type!r}; valid types: {', '.join(_PAD_LAYERS)}")
+    return _PAD_LAYERS[pad_type]
+
+
+class ResnetBlock(nn.Module):
+    """``x + conv_block(x)`` with two 3x3 convs; keys ``conv_block.1``/``.5`` (``.6`` after a Dropout(0.5))."""
+
+    def __init__(
+        self,
+        dim: int,
+        padding_type: str = "reflect",
+        norm: str = "instance",
+        use_dropout: bool = False,
+        use_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if padding_type not in ("reflect", "replicate", "zero"):
+            raise ValueError(f"unknown padding_type {padding_type!r}; valid types: reflect, replicate, zero")
+        norm_layer = get_norm_layer(norm)
+        layers: list[nn.Module] = []
+        for second in (False, True):
+            # 'zero' pads inside the conv, so the official indices shift by one there; kept for key parity.
+            conv_pad = 1 if padding_type == "zero" else 0
+            if padding_type != "zero":
+                layers.append(_pad_layer(padding_type)(1))
+            layers += [nn.Conv2d(dim, dim, kernel_size=3, padding=conv_pad, bias=use_bias), norm_layer(dim)]
+            if not second:
+                layers.append(nn.ReLU(True))
+                if use_dropout:
+                    layers.append(nn.Dropout(0.5))
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv_block(x)
+
+
+def binomial_filter(filt_size: int) -> Tensor:
+    """The ``filt_size``x``filt_size`` binomial blur (outer product of a Pascal row), summing to 1."""
+    if filt_size < 1:
+        raise ValueError(f"filt_size must be >= 1, got {filt_size}")
+    row = torch.tensor([float(math.comb(filt_size - 1, k)) for k in range(filt_size)])
+    filt = row[:, None] * row[None, :]
+    return filt / filt.sum()
+
+
+class _BlurFilter(nn.Module):
+    """Holds a fixed depthwise filter as the persistent buffer ``filt`` (C, 1, k, k), as the CUT files do.
+
+    The filter is a constant, so a state_dict without ``filt`` (other tools drop constant buffers) still loads
+    with ``strict=True``: the missing key is filled from the module's own value before loading.
+    """
+
+    def __init__(self, channels: int, filt: Tensor) -> None:
+        super().__init__()
+        self.channels = channels
+        self.register_buffer("filt", filt[None, None].repeat(channels, 1, 1, 1))
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        # state_dict here is load_state_dict's private copy, so filling it does not touch the caller's dict.
+        state_dict.setdefault(prefix + "filt", self.filt.detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class Downsample(_BlurFilter):
+    """Antialiased downsampling (Zhang 2019) used by CUT: pad, depthwise binomial blur, stride.
+
+    With the defaults: reflection pad 1, [1,2,1]x[1,2,1]/16 blur, stride 2, so H -> ceil(H/2).
+    """
+
+    def __init__(self, channels: int, filt_size: int = 3, stride: int = 2, pad_type: str = "reflect") -> None:
+        super().__init__(channels, binomial_filter(filt_size))
+        lo, hi = (filt_size - 1) // 2, filt_size // 2  # the official [floor, ceil] of (k-1)/2
+        self.pad = _pad_layer(pad_type)((lo, hi, lo, hi))
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(self.pad(x), self.filt, stride=self.stride, groups=x.shape[1])
+
+
+class Upsample(_BlurFilter):
+    """Antialiased upsampling used by CUT: replication pad 1, strided depthwise transposed blur, crop.
+
+    The filter is the binomial blur times stride**2 (each output phase sums to 1, so constants stay constant);
+    the official crop (first row/column, and the last one for even filters) makes the output exactly 2H x 2W.
+    """
+
+    def __init__(self, channels: int, filt_size: int = 4, stride: int = 2, pad_type: str = "repl") -> None:
+        super().__init__(channels, binomial_filter(filt_size) * stride**2)
+        self.pad = _pad_layer(pad_type)(1)
+        self.stride = stride
+        self.conv_padding = 1 + (filt_size - 1) // 2
+        self.crop_end = filt_size % 2 == 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.conv_transpose2d(
+            self.pad(x), self.filt, stride=self.stride, padding=self.conv_padding, groups=x.shape[1]
+        )[:, :, 1:, 1:]
+        return out[:, :, :-1, :-1] if self.crop_end else out
+
+
+def fill_missing_buffers(module: nn.Module, state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Return a copy of ``state_dict`` with every blur ``filt`` buffer of ``module`` it lacks filled in.
+
+    ``load_state_dict`` already does this by itself (see ``_BlurFilter``); use this to compare key sets or to
+    re-save an official file in the complete layout.
+    """
+    out = dict(state_dict)
+    for name, sub in module.named_modules():
+        if isinstance(sub, _BlurFilter):
+            out.setdefault(f"{name}.filt" if name else "filt", sub.filt.detach().clone())
+    return out

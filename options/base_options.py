@@ -1,0 +1,187 @@
+"""Options shared by training and testing.
+
+Parsing happens in three passes so that a model and a dataset mode can add their own options (as in the
+CycleGAN/CUT codebases): read ``--model`` and ``--dataset_mode``, let both add flags, then parse strictly.
+Derived values are computed once in :func:`finalize` and the result is frozen: nothing may change options
+after parsing, which removes a whole class of "who mutated opt" bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import data
+import models
+
+DEFAULT_NAME = "experiment_name"
+
+
+def str2bool(value: str | bool) -> bool:
+    """Accept the CUT-style ``--flag True/False`` as well as a bare ``--flag``."""
+    if isinstance(value, bool):
+        return value
+    lowered = value.lower()
+    if lowered in ("yes", "true", "t", "y", "1"):
+        return True
+    if lowered in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
+
+
+def add_flag(parser: argparse.ArgumentParser, name: str, default: bool = False, help: str = "") -> None:
+    """A legacy ``--no_x``/``--x`` switch: bare flag means True, ``--x False`` is accepted too."""
+    parser.add_argument(name, type=str2bool, nargs="?", const=True, default=default, help=help)
+
+
+class FrozenOptions(argparse.Namespace):
+    """Namespace that refuses assignment once parsing is done."""
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if self.__dict__.get("_frozen", False):
+            raise AttributeError(f"options are read-only after parsing (tried to set {key!r})")
+        super().__setattr__(key, value)
+
+    def freeze(self) -> FrozenOptions:
+        self.__dict__["_frozen"] = True
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
+
+    def replace(self, **changes: Any) -> FrozenOptions:
+        """A frozen copy with some values changed (the test loop derives per-pass options this way)."""
+        copy = FrozenOptions(**{**self.to_dict(), **changes})
+        return copy.freeze()
+
+
+class BaseOptions:
+    """Builds the parser; subclasses add train or test options."""
+
+    is_train = False
+
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        g = parser.add_argument_group("experiment")
+        g.add_argument("--dataroot", default=None,
+                       help="dataset folder (trainA, trainB, ...); omitted: a built-in synthetic dataset is made and used")
+        g.add_argument("--name", default=DEFAULT_NAME, help="experiment name; checkpoints go to checkpoints_dir/name")
+        g.add_argument("--model", default="cycle_gan", choices=models.model_names(), help="model to use")
+        g.add_argument("--gpu_ids", default="0", help="e.g. 0  0,1,2  -1 for CPU (falls back to CPU without CUDA)")
+        g.add_argument("--checkpoints_dir", default="./checkpoints")
+        g.add_argument("--seed", type=int, default=0, help="seeds weights, data order, augmentation and pools")
+        g.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"], help="mixed precision")
+        add_flag(g, "--verbose", help="print network architectures")
+        add_flag(g, "--dry_run", help="build the model and data, print networks and parameter counts, exit")
+        add_flag(g, "--no_progress", help="no tqdm progress bars")
+        g.add_argument("--suffix", default="", help="appended to --name, formatted with the options: {model}_{netG}")
+
+        g = parser.add_argument_group("networks")
+        g.add_argument("--input_nc", type=int, default=3, choices=[1, 3], help="channels of input images")
+        g.add_argument("--output_nc", type=int, default=3, choices=[1, 3], help="channels of output images")
+        g.add_argument("--ngf", type=int, default=64, help="generator filters in the last conv layer")
+        g.add_argument("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
+        g.add_argument("--netD", default="basic", choices=["basic", "n_layers", "pixel"])
+        g.add_argument("--netG", default="resnet_9blocks",
+                       choices=["resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"])
+        g.add_argument("--n_layers_D", type=int, default=3, help="only used if netD is n_layers")
+        g.add_argument("--norm", default="instance", choices=["instance", "batch", "none"])
+        g.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
+        g.add_argument("--init_gain", type=float, default=0.02)
+        add_flag(g, "--no_dropout", help="no dropout in the generator")
+
+        g = parser.add_argument_group("data")
+        g.add_argument("--dataset_mode", default="unaligned", choices=data.dataset_modes())
+        g.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+        add_flag(g, "--serial_batches", help="take images in order (no shuffling, B partner by index)")
+        g.add_argument("--num_threads", type=int, default=4, help="data loading worker processes")
+        g.add_argument("--batch_size", type=int, default=1)
+        g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
+        g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
+        g.add_argument("--max_dataset_size", type=int, default=sys.maxsize, help="cap on images per domain")
+        g.add_argument("--preprocess", default="resize_and_crop",
+                       choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"])
+        add_flag(g, "--no_flip", help="no random horizontal flips")
+        g.add_argument("--display_winsize", type=int, default=256, help="display and HTML image size")
+        g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest, best or an epoch number")
+        return parser
+
+    # ------------------------------------------------------------------ parsing
+    def build_parser(self, args: list[str] | None) -> argparse.ArgumentParser:
+        """Three passes: base options, then the model's, then the dataset mode's (the model may change its default)."""
+        parser = argparse.ArgumentParser(
+            description="Unpaired image-to-image translation", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
+        parser = self.initialize(parser)
+        known, _ = parser.parse_known_args(args)
+        model_class = models.find_model_class(known.model)
+        parser = model_class.modify_commandline_options(parser, self.is_train)
+        known, _ = parser.parse_known_args(args)
+        presets = model_class.preset_defaults(known, self.is_train)
+        if presets:
+            parser.set_defaults(**presets)
+            known, _ = parser.parse_known_args(args)
+        parser = data.get_option_setter(known.dataset_mode)(parser, self.is_train)
+        return parser
+
+    def parse(self, args: list[str] | None = None, *, save: bool = True) -> FrozenOptions:
+        parser = self.build_parser(args)
+        opt = parser.parse_args(args, namespace=FrozenOptions())
+        opt.isTrain = self.is_train
+        finalize(opt, parser)
+        models.find_model_class(opt.model).validate_options(opt, parser)
+        opt.freeze()
+        if save and not opt.dry_run:
+            print(format_options(opt, parser))
+            save_options(opt, parser, train=self.is_train)
+        return opt
+
+
+def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser) -> None:
+    """Every derived value, computed once."""
+    if opt.suffix:
+        opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
+    try:
+        gpu_ids = [int(x) for x in str(opt.gpu_ids).split(",") if x.strip() != ""]
+    except ValueError:
+        parser.error(f"--gpu_ids: expected comma-separated integers (-1 for CPU), got {opt.gpu_ids!r}")
+    opt.gpu_ids = [g for g in gpu_ids if g >= 0]
+    if opt.batch_size < 1:
+        parser.error(f"--batch_size must be >= 1, got {opt.batch_size}")
+    if opt.dataroot is None:
+        opt.dataroot = default_synthetic_root(opt)
+        opt.synthetic_data = True
+    else:
+        opt.synthetic_data = False
+
+
+def default_synthetic_root(opt: FrozenOptions) -> str:
+    """With no --dataroot the built-in synthetic dataset is generated (deterministically) and used."""
+    from datasets.make_synthetic import make_synthetic
+
+    layout = "class_folder" if opt.dataset_mode in ("class_folder", "tunit") else "unaligned"
+    root = os.path.join("datasets", f"synthetic_{layout}")
+    return make_synthetic(root, layout=layout, size=64, seed=0)
+
+
+def format_options(opt: FrozenOptions, parser: argparse.ArgumentParser) -> str:
+    lines = ["----------------- Options ---------------"]
+    for key, value in opt.to_dict().items():
+        default = parser.get_default(key)
+        note = f"\t[default: {default}]" if default is not None and value != default else ""
+        lines.append(f"{key:>25}: {value!s:<30}{note}")
+    lines.append("----------------- End -------------------")
+    return "\n".join(lines)
+
+
+def save_options(opt: FrozenOptions, parser: argparse.ArgumentParser, *, train: bool) -> None:
+    """opt.txt for people, opt.json for tools (and for checkpoint compatibility checks)."""
+    expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    os.makedirs(expr_dir, exist_ok=True)
+    stem = "train_opt" if train else "test_opt"
+    with open(os.path.join(expr_dir, "opt.txt" if train else "test_opt.txt"), "w") as f:
+        f.write(format_options(opt, parser) + "\n")
+    with open(os.path.join(expr_dir, f"{stem}.json"), "w") as f:
+        json.dump(opt.to_dict(), f, indent=2, default=str)

@@ -1,0 +1,29 @@
+"""Translate the test (or val) images with a trained model.
+
+``python test.py --model cycle_gan --dataroot DATA --name EXP [--phase val] [--preprocess none]``
+writes ``results/EXP/<phase>_<epoch>/images/`` and an ``index.html``; ``--output_path DIR`` also writes just
+the translations there, named after their inputs.
+"""
+
+import sys
+
+from data.image_io import DataError
+from options import TestOptions
+from util.checkpoint import CheckpointError
+from util.test_loop import Tester
+
+
+def main(argv: list[str] | None = None) -> int:
+    opt = TestOptions().parse(argv)
+    try:
+        tester = Tester(opt)
+        if not opt.dry_run:
+            tester.run()
+    except (CheckpointError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

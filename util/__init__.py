@@ -1,0 +1,1 @@
+"""Training machinery: the trainer loop, logging, display and image helpers."""

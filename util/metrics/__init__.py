@@ -1,0 +1,1 @@
+"""Evaluation metrics: image-distribution distances and clustering scores."""

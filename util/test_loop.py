@@ -1,0 +1,129 @@
+"""The one test loop: translate every image of a folder with any registered model.
+
+Each direction a model supports reads its own input folder (``<phase>A`` for A->B, ``<phase>B`` for B->A),
+so every input image gives exactly one output, whatever the folder sizes. With ``--preprocess none`` images
+keep their resolution: they are batched only with images of the same size, padded (reflection) to the
+network's size multiple and cropped back, so outputs have the input's size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+import models
+from data.samplers import SizeGroupedBatchSampler
+from data.single_dataset import SingleDataset
+from util import checkpoint as ckpt_io
+from util.distributed import DistInfo, select_device
+from util.html import HTML
+from util.image_utils import save_image, tensor2im
+
+
+def load_for_inference(model, opt) -> str:
+    """Load the test-time networks from our checkpoint, or from the official file layout."""
+    expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    path = ckpt_io.checkpoint_path(expr_dir, opt.epoch)
+    if os.path.isfile(path):
+        ckpt = ckpt_io.load_checkpoint(path, opt.model)
+        model.load_inference_state(ckpt, source=path)
+        return path
+    if model.import_official(expr_dir, opt.epoch, model.inference_names):
+        return expr_dir
+    raise ckpt_io.CheckpointError(
+        f"no weights for --epoch {opt.epoch} in {expr_dir}: expected {path} (this framework) or the official "
+        f"files ({', '.join(model.official_file_labels(model.inference_names).values())} as "
+        f"{opt.epoch}_net_<label>.pth)")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    # Reflection needs the pad to be smaller than the image; fall back to replication for tiny inputs.
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def input_folder(opt, direction: str) -> tuple[str, int]:
+    """Folder and channel count of the input domain of ``direction`` (``--direction BtoA`` swaps folders)."""
+    if opt.input_dir:
+        return opt.input_dir, opt.input_nc if direction == "AtoB" else opt.output_nc
+    letter = "A" if direction == "AtoB" else "B"
+    if opt.direction == "BtoA":
+        letter = "B" if letter == "A" else "A"
+    if os.path.isdir(opt.dataroot) and not os.path.isdir(os.path.join(opt.dataroot, f"{opt.phase}{letter}")):
+        if opt.dataset_mode == "single":
+            return opt.dataroot, opt.input_nc
+    channels = opt.input_nc if direction == "AtoB" else opt.output_nc
+    return os.path.join(opt.dataroot, f"{opt.phase}{letter}"), channels
+
+
+class Tester:
+    def __init__(self, opt):
+        self.opt = opt
+        self.device = select_device(opt.gpu_ids, DistInfo())
+        self.model = models.create_model(opt)
+        self.model.setup(verbose=opt.verbose)
+        self.source = None if opt.dry_run else load_for_inference(self.model, opt)
+        self.model.to(self.device)
+        if opt.eval:
+            self.model.eval()
+        self.web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
+        self.written: list[str] = []
+
+    def directions(self) -> list[str]:
+        dirs = list(self.model.directions)
+        if self.opt.test_direction != "both":
+            dirs = [d for d in dirs if d == self.opt.test_direction]
+        return dirs
+
+    def loader(self, folder: str, channels: int) -> DataLoader:
+        dataset = SingleDataset(self.opt, folder=folder, channels=channels)
+        indices = list(range(len(dataset)))
+        if self.opt.num_test > 0:
+            indices = indices[: self.opt.num_test]
+        sizes = dataset.sizes() if self.opt.preprocess == "none" else [(0, 0)] * len(dataset)
+        sampler = SizeGroupedBatchSampler([sizes[i] for i in indices], self.opt.batch_size)
+        subset = torch.utils.data.Subset(dataset, indices)
+        return DataLoader(subset, batch_sampler=sampler, num_workers=self.opt.num_threads)
+
+    @torch.no_grad()
+    def run(self) -> str:
+        html = HTML(self.web_dir, f"Experiment = {self.opt.name}, Phase = {self.opt.phase}, Epoch = {self.opt.epoch}")
+        for direction in self.directions():
+            folder, channels = input_folder(self.opt, direction)
+            html.add_header(f"{direction}: {folder}")
+            loader = self.loader(folder, channels)
+            for batch in tqdm(loader, desc=direction, disable=self.opt.no_progress):
+                self.translate_batch(batch, direction, html)
+        html.save()
+        print(f"wrote {len(self.written)} images and {os.path.join(self.web_dir, 'index.html')}")
+        return self.web_dir
+
+    def translate_batch(self, batch: dict, direction: str, html: HTML) -> None:
+        real, (h, w) = pad_to_multiple(batch["A"].to(self.device), self.model.size_multiple())
+        visuals = self.model.translate(real, direction)
+        visuals = OrderedDict((k, v[..., :h, :w]) for k, v in visuals.items() if torch.is_tensor(v))
+        fake_label = self.model.output_visual(direction, visuals)
+        for i, path in enumerate(batch["A_paths"]):
+            stem = os.path.splitext(os.path.basename(path))[0]
+            names = []
+            for label, images in visuals.items():
+                name = f"{stem}_{label}.png"
+                save_image(tensor2im(images[i]), os.path.join(html.get_image_dir(), name), self.opt.aspect_ratio)
+                names.append(name)
+            if self.opt.output_path:
+                sub = direction if len(self.directions()) > 1 else ""
+                out = os.path.join(self.opt.output_path, sub, f"{stem}.png")
+                save_image(tensor2im(visuals[fake_label][i]), out)
+                self.written.append(out)
+            else:
+                self.written.append(os.path.join(html.get_image_dir(), f"{stem}_{fake_label}.png"))
+            html.add_images(names, list(visuals), names, width=self.opt.display_winsize)

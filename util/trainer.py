@@ -1,0 +1,250 @@
+"""The one training loop every model runs through.
+
+The trainer owns devices, mixed precision, multi-process training, checkpoints, logging and the schedule;
+a model only sees ``set_input`` / ``optimize_parameters`` and its hooks. Resuming is exact: the data order
+(a pure function of seed, epoch and index), the position inside the epoch, optimisers, schedulers, model
+state (image pools, queues, ...) and every RNG state come back from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import torch
+from tqdm import tqdm
+
+import data
+import models
+from util import checkpoint as ckpt_io
+from util.distributed import DistInfo, broadcast_module, cleanup, init_distributed, select_device
+from util.runtime import Runtime
+from util.visualizer import Visualizer
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM/SIGINT arrived; a checkpoint was written and training stopped cleanly."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+def crossed(step: int, per_step: int, freq: int) -> bool:
+    """True when a counter advancing by ``per_step`` passed a multiple of ``freq`` on this step."""
+    return freq > 0 and (step * per_step) // freq > ((step - 1) * per_step) // freq
+
+
+def move_to(batch, device: torch.device):
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)) and batch and torch.is_tensor(batch[0]):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+class Trainer:
+    def __init__(self, opt):
+        self.opt = opt
+        self.dist: DistInfo = init_distributed(use_cuda=bool(opt.gpu_ids) and torch.cuda.is_available())
+        self.device = select_device(opt.gpu_ids, self.dist)
+        self.expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        ckpt_io.seed_everything(opt.seed)
+        self.dataset = self.loader = None
+        if opt.dry_run and not os.path.isdir(opt.dataroot):
+            print(f"dry run: --dataroot {opt.dataroot} does not exist; the data was not built")
+        else:
+            self.dataset = data.create_dataset(opt)
+            self.loader = data.create_dataloader(
+                self.dataset, opt, shuffle=not opt.serial_batches, batch_size=opt.batch_size,
+                rank=self.dist.rank, world_size=self.dist.world_size)
+            print(f"dataset [{type(self.dataset).__name__}]: {len(self.dataset)} items, "
+                  f"{len(self.loader)} batches/epoch")
+        self.model = models.create_model(opt).to(self.device)
+        self.model.runtime = Runtime(self.device, opt.amp, distributed=self.dist.enabled)
+        self.model.setup(verbose=opt.verbose)
+        if self.dist.enabled:
+            broadcast_module(self.model)
+        # Per-process randomness (noise, pools) differs between ranks, but is reproducible.
+        ckpt_io.seed_everything(opt.seed + self.dist.rank)
+        self.epoch, self.epoch_iter, self.global_step = opt.epoch_count, 0, 0
+        self.stop_requested = False
+        self.visualizer = None
+        if opt.dry_run:
+            return
+        self.visualizer = Visualizer(
+            opt.name, self.expr_dir, display_id=opt.display_id, display_server=opt.display_server,
+            display_port=opt.display_port, display_env=opt.display_env, display_ncols=opt.display_ncols,
+            display_winsize=opt.display_winsize, use_html=not opt.no_html, tensorboard=opt.tensorboard,
+            is_main_process=self.dist.is_main)
+        if opt.continue_train:
+            self.resume(ckpt_io.checkpoint_path(self.expr_dir, opt.epoch))
+        elif opt.pretrained_name:
+            self.load_pretrained(opt.pretrained_name)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        m = self.model
+        return {
+            "format": ckpt_io.FORMAT, "version": ckpt_io.VERSION, "model": self.opt.model,
+            "options": self.opt.to_dict(), "networks": m.network_state(),
+            "optimizers": {k: o.state_dict() for k, o in m.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in m.schedulers.items()},
+            "scaler": m.runtime.state_dict(), "model_state": m.extra_state(),
+            "progress": {"epoch": self.epoch, "epoch_iter": self.epoch_iter, "global_step": self.global_step,
+                         "world_size": self.dist.world_size},
+            "rng": ckpt_io.rng_state(),
+        }
+
+    def save(self, *labels: str | int) -> None:
+        if not self.dist.is_main:
+            return
+        state = self.state()
+        for label in labels:
+            ckpt_io.atomic_save(state, ckpt_io.checkpoint_path(self.expr_dir, label))
+
+    def resume(self, path: str) -> None:
+        ckpt = ckpt_io.load_checkpoint(path, self.opt.model)
+        m = self.model
+        try:
+            m.load_network_state(ckpt["networks"], source=path)
+        except ckpt_io.CheckpointError as exc:
+            raise ckpt_io.CheckpointError(f"{exc}\n{option_differences(ckpt['options'], self.opt)}") from exc
+        for name, state in ckpt["optimizers"].items():
+            m.optimizers[name].load_state_dict(state)
+        for name, state in ckpt["schedulers"].items():
+            m.schedulers[name].load_state_dict(state)
+        m.runtime.load_state_dict(ckpt["scaler"])
+        m.load_extra_state(ckpt["model_state"])
+        progress = ckpt["progress"]
+        self.epoch, self.epoch_iter, self.global_step = progress["epoch"], progress["epoch_iter"], progress["global_step"]
+        if self.dist.is_main and progress.get("world_size", 1) == self.dist.world_size:
+            ckpt_io.set_rng_state(ckpt["rng"])  # only rank 0's states are saved; others reseed below
+        else:
+            ckpt_io.seed_everything(self.opt.seed + self.dist.rank + self.global_step)
+        print(f"resumed from {path}: epoch {self.epoch}, iteration {self.epoch_iter} of the epoch, "
+              f"step {self.global_step}")
+
+    def load_pretrained(self, name: str) -> None:
+        path = ckpt_io.checkpoint_path(os.path.join(self.opt.checkpoints_dir, name), self.opt.epoch)
+        ckpt = ckpt_io.load_checkpoint(path, self.opt.model)
+        self.model.load_network_state(ckpt["networks"], source=path)
+        print(f"initialised networks from {path}")
+
+    # ------------------------------------------------------------------ loop
+    def finished(self) -> bool:
+        max_steps = self.model.max_steps()
+        if max_steps is not None:
+            return self.global_step >= max_steps
+        return self.epoch > self.model.total_epochs()
+
+    def fit(self) -> None:
+        if self.opt.dry_run:
+            return
+        previous = self.install_signal_handlers()
+        try:
+            if self.finished():
+                print(f"training of {self.opt.name} is already complete (step {self.global_step})")
+            while not self.finished():
+                self.run_epoch()
+        finally:
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
+            if self.visualizer is not None:
+                self.visualizer.save_loss_plot()
+                self.visualizer.close()
+            cleanup(self.dist)
+
+    def run_epoch(self) -> None:
+        epoch, opt = self.epoch, self.opt
+        self.dataset.set_epoch(epoch)
+        self.loader.sampler.set_epoch(epoch)
+        self.loader.sampler.set_start(self.epoch_iter * opt.batch_size)
+        t_epoch = t_data_start = time.time()
+        bar = tqdm(self.loader, desc=f"epoch {epoch}", initial=self.epoch_iter, total=self.epoch_iter + len(self.loader),
+                   disable=opt.no_progress or not self.dist.is_main, leave=False, dynamic_ncols=True)
+        for batch in bar:
+            t_data = time.time() - t_data_start
+            t_comp = self.train_step(batch)
+            self.after_step(t_comp, t_data)
+            if self.stop_requested:
+                self.save("latest")
+                raise TrainingInterrupted(
+                    f"interrupted at epoch {epoch}, iteration {self.epoch_iter}; saved "
+                    f"{ckpt_io.checkpoint_path(self.expr_dir, 'latest')}; resume with --continue_train")
+            if self.finished():
+                self.save("latest")
+                return
+            t_data_start = time.time()
+        bar.close()
+        self.model.on_epoch_end()
+        self.epoch, self.epoch_iter = epoch + 1, 0
+        labels = ["latest"] + ([epoch] if opt.save_epoch_freq > 0 and epoch % opt.save_epoch_freq == 0 else [])
+        self.save(*labels)
+        print(f"end of epoch {epoch} / {self.model.total_epochs()} \t time taken: {time.time() - t_epoch:.1f} s"
+              f"\t learning rate {self.model.current_lr():.7f}")
+
+    def train_step(self, batch) -> float:
+        t0 = time.time()
+        model = self.model
+        model.set_progress(self.epoch, self.global_step)
+        model.set_input(move_to(batch, self.device))
+        with model.runtime.autocast():
+            model.optimize_parameters()
+        model.runtime.end_iteration()
+        model.on_step_end()
+        self.check_finite()
+        self.epoch_iter += 1
+        self.global_step += 1
+        return time.time() - t0
+
+    def check_finite(self) -> None:
+        losses = self.model.get_current_losses()
+        if not losses:
+            return
+        values = torch.stack([v.float().reshape(()) for v in losses.values()])
+        if bool(torch.isfinite(values).all()):
+            return
+        bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
+        raise NonFiniteLossError(
+            f"non-finite loss ({', '.join(bad)}) at epoch {self.epoch}, iteration {self.epoch_iter + 1}; "
+            f"training stopped and the last good checkpoint in {self.expr_dir} was kept. "
+            f"Try a lower --lr, --amp none, or check the input data.")
+
+    def after_step(self, t_comp: float, t_data: float) -> None:
+        opt, step = self.opt, self.global_step
+        images_per_step = opt.batch_size * self.dist.world_size
+        if not self.dist.is_main:
+            return
+        if crossed(step, images_per_step, opt.print_freq):
+            losses = {k: float(v) for k, v in self.model.get_current_losses().items()}
+            self.visualizer.print_current_losses(self.epoch, self.epoch_iter, losses, t_comp / opt.batch_size,
+                                                 t_data, lr=self.model.current_lr())
+            self.visualizer.plot_current_losses(step, losses)
+        if crossed(step, images_per_step, opt.display_freq):
+            save_html = crossed(step, images_per_step, opt.update_html_freq) or step == 1
+            self.visualizer.display_current_results(self.model.get_current_visuals(), self.epoch, step, save_html)
+        if crossed(step, images_per_step, opt.save_latest_freq):
+            print(f"saving the latest model (epoch {self.epoch}, total steps {step})")
+            self.save("latest", *([f"iter_{step}"] if opt.save_by_iter else []))
+
+    # ------------------------------------------------------------------ signals
+    def install_signal_handlers(self):
+        def request_stop(signum, frame):
+            if self.stop_requested:  # a second signal: stop now
+                raise KeyboardInterrupt
+            print(f"\nreceived signal {signum}: saving a checkpoint after this iteration, then stopping")
+            self.stop_requested = True
+
+        return signal.signal(signal.SIGTERM, request_stop), signal.signal(signal.SIGINT, request_stop)
+
+
+def option_differences(saved: dict, opt) -> str:
+    """Name the options that differ between a checkpoint and the current command line."""
+    ignore = {"continue_train", "epoch", "gpu_ids", "num_threads", "dry_run", "display_id", "print_freq"}
+    diffs = [f"--{k}: checkpoint {v!r}, now {getattr(opt, k)!r}" for k, v in sorted(saved.items())
+             if k not in ignore and hasattr(opt, k) and getattr(opt, k) != v]
+    return "options that differ from the checkpoint: " + ("; ".join(diffs) if diffs else "none")
