@@ -47,7 +47,7 @@ def domain_statistic(image: Any) -> float:
     ``image``: a tensor or array in [-1, 1] tensor space, (3, H, W) or (N, 3, H, W); or a uint8 array
     (H, W, 3) / (N, H, W, 3) as read from the PNG files.
     """
-    t = torch.as_tensor(np.asarray(image)) if not isinstance(image, torch.Tensor) else image.detach()
+    t = image.detach() if isinstance(image, torch.Tensor) else torch.from_numpy(np.array(image))
     if t.dtype == torch.uint8:
         t = t.movedim(-1, -3).to(torch.float32) / 127.5 - 1.0
     if t.dim() < 3 or t.shape[-3] != 3:
@@ -198,14 +198,17 @@ def _read_manifest(root: str) -> dict | None:
 
 def _remove_previous(root: str, manifest: dict) -> None:
     """Delete only the files a previous generation listed, then the folders they leave empty."""
+    top = os.path.normpath(root)
     folders = set()
     for rel in manifest.get("files", []):
-        path = os.path.join(root, rel)
+        path = os.path.normpath(os.path.join(top, rel))
+        if not path.startswith(top + os.sep):
+            continue  # never outside root, whatever the manifest says
         if os.path.isfile(path):
             os.remove(path)
         folders.add(os.path.dirname(path))
     for folder in sorted(folders, key=len, reverse=True):
-        while folder != os.path.normpath(root) and os.path.isdir(folder) and not os.listdir(folder):
+        while folder.startswith(top + os.sep) and os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
             folder = os.path.dirname(folder)
     os.remove(os.path.join(root, MANIFEST))

@@ -508,6 +508,8 @@ def test_synthetic_is_deterministic_and_idempotent(tmp_path):
     make_synthetic(first, n_train=2, n_test=2, seed=6)
     assert len(os.listdir(os.path.join(first, "trainA"))) == 2 and (tmp_path / "x" / "keep.txt").exists()
     assert _folder_bytes(first)["trainA/a_0000.png"] != _folder_bytes(second)["trainA/a_0000.png"]
+    make_synthetic(first, layout="single", n_train=2, seed=6)  # old folders go, the user's file stays
+    assert sorted(os.listdir(first)) == ["a_0000.png", "a_0001.png", "keep.txt", MANIFEST]
 
 
 def test_synthetic_domain_statistic_separates_domains(tmp_path):

@@ -96,7 +96,11 @@ def test_official_parameter_counts(img_size, k, g_count, d_count, c_count, meta_
 
 def test_generator_parts_and_adain_size_at_128(meta_device):
     g = Generator(128, 128)
-    assert (n_params(g.cnt_encoder), n_params(g.decoder), n_params(g.mlp)) == (12_202_112, 13_749_891, 1_381_760)
+    assert (n_params(g.cnt_encoder), n_params(g.decoder), n_params(g.mlp)) == (
+        12_202_112,
+        13_749_891,
+        1_381_760,
+    )
     assert num_adain_params(g.decoder) == 4992
     assert g.mlp.model[2].fc.weight.shape == (4992, 256)
     assert g.nf == 64 and g.n_downs == 3
@@ -115,7 +119,10 @@ def test_official_state_dict_keys_at_128(meta_device):
 
     expected_g = {f"cnt_encoder.model.{i}.conv.{p}" for i in range(4) for p in ("weight", "bias")}
     expected_g |= {
-        f"cnt_encoder.model.4.model.{b}.model.{j}.conv.{p}" for b in (0, 1) for j in (0, 1) for p in ("weight", "bias")
+        f"cnt_encoder.model.4.model.{b}.model.{j}.conv.{p}"
+        for b in (0, 1)
+        for j in (0, 1)
+        for p in ("weight", "bias")
     }
     dec_res = [f"decoder.model.0.model.{b}.model.{j}" for b in (0, 1) for j in (0, 1)]
     dec_up = [f"decoder.model.{i}" for i in (2, 4, 6)]
@@ -126,7 +133,14 @@ def test_official_state_dict_keys_at_128(meta_device):
     expected_g |= {f"mlp.model.{i}.fc.{p}" for i in range(3) for p in ("weight", "bias")}
     assert set(g_keys) == expected_g
 
-    expected_d = {"main.0.weight", "main.0.bias", "main.12.weight", "main.12.bias", "main.14.weight", "main.14.bias"}
+    expected_d = {
+        "main.0.weight",
+        "main.0.bias",
+        "main.12.weight",
+        "main.12.bias",
+        "main.14.weight",
+        "main.14.bias",
+    }
     for i in range(1, 11):
         expected_d |= {f"main.{i}.{n}.{p}" for n in ("norm1", "norm2") for p in ("tau", "gamma", "beta")}
         expected_d |= {f"main.{i}.{n}.{p}" for n in ("conv1", "conv2") for p in ("weight", "bias")}

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, autograd
 
+from .gan import GANLoss
+
 __all__ = [
     "joint_distribution",
     "iic_loss",
@@ -28,7 +30,9 @@ __all__ = [
 def joint_distribution(p: Tensor, p_tf: Tensor) -> Tensor:
     """Symmetrised, normalised joint ``P`` (K, K) of two batches of cluster probabilities (B, K)."""
     if p.shape != p_tf.shape or p.dim() != 2:
-        raise ValueError(f"expected two (B, K) tensors of equal shape, got {tuple(p.shape)}, {tuple(p_tf.shape)}")
+        raise ValueError(
+            f"expected two (B, K) tensors of equal shape, got {tuple(p.shape)}, {tuple(p_tf.shape)}"
+        )
     joint = (p.unsqueeze(2) * p_tf.unsqueeze(1)).sum(dim=0)
     joint = (joint + joint.t()) / 2.0
     return joint / joint.sum()
@@ -115,15 +119,15 @@ class MoCoQueue:
         self.keys = None if keys is None else torch.as_tensor(keys).to(device)
 
 
+_HINGE = GANLoss("hinge")
+
+
 def hinge_adv_loss(logit: Tensor, mode: str) -> Tensor:
-    """Hinge GAN loss: ``d_real`` = mean relu(1 - l), ``d_fake`` = mean relu(1 + l), ``g`` = -mean l."""
-    if mode == "d_real":
-        return F.relu(1.0 - logit).mean()
-    if mode == "d_fake":
-        return F.relu(1.0 + logit).mean()
-    if mode == "g":
-        return -logit.mean()
-    raise ValueError(f"unknown hinge mode {mode!r}; choose from ['d_fake', 'd_real', 'g']")
+    """TUNIT's ``calc_adv_loss`` naming of the shared hinge loss: ``d_real`` = mean relu(1 - l),
+    ``d_fake`` = mean relu(1 + l), ``g`` = -mean l."""
+    if mode not in ("d_real", "d_fake", "g"):
+        raise ValueError(f"unknown hinge mode {mode!r}; choose from ['d_fake', 'd_real', 'g']")
+    return _HINGE(logit, target_is_real=mode != "d_fake", for_discriminator=mode != "g")
 
 
 def r1_penalty(d_out: Tensor, x_in: Tensor) -> Tensor:

@@ -47,19 +47,15 @@ class ResnetGenerator(nn.Module):
             nn.ReLU(True),
         ]
         for c in (ngf, 2 * ngf):
+            # CUT's antialiased layout convolves at full resolution and lets the blur do the striding.
+            stride = 1 if antialias else 2
+            layers += [
+                nn.Conv2d(c, 2 * c, 3, stride=stride, padding=1, bias=bias),
+                norm_layer(2 * c),
+                nn.ReLU(True),
+            ]
             if antialias:
-                layers += [
-                    nn.Conv2d(c, 2 * c, 3, stride=1, padding=1, bias=bias),
-                    norm_layer(2 * c),
-                    nn.ReLU(True),
-                ]
                 layers.append(Downsample(2 * c))
-            else:
-                layers += [
-                    nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias),
-                    norm_layer(2 * c),
-                    nn.ReLU(True),
-                ]
         layers += [ResnetBlock(4 * ngf, padding_type, norm, use_dropout, bias) for _ in range(n_blocks)]
         for c in (4 * ngf, 2 * ngf):
             if antialias_up:

@@ -77,7 +77,9 @@ class ResnetGenerator(nn.Module):
         if n_blocks < 0 or light < 0 or attention_gan < 0:
             raise ValueError("n_blocks, light and attention_gan must be >= 0")
         if attention_input and attention_gan < 2:
-            raise ValueError("attention_input needs attention_gan >= 2 (the input plus >= 1 generated candidate)")
+            raise ValueError(
+                "attention_input needs attention_gan >= 2 (the input plus >= 1 generated candidate)"
+            )
         if attention_input and input_nc != output_nc:
             raise ValueError("attention_input blends the input image, so input_nc must equal output_nc")
         if light == 0 and img_size % 4:
@@ -112,7 +114,12 @@ class ResnetGenerator(nn.Module):
         self.relu = nn.ReLU(True)
 
         fc_in = light * light * dim if light else (img_size // 4) ** 2 * dim
-        fc = [nn.Linear(fc_in, dim, bias=enhanced), nn.ReLU(True), nn.Linear(dim, dim, bias=enhanced), nn.ReLU(True)]
+        fc = [
+            nn.Linear(fc_in, dim, bias=enhanced),
+            nn.ReLU(True),
+            nn.Linear(dim, dim, bias=enhanced),
+            nn.ReLU(True),
+        ]
         self.gamma = nn.Linear(dim, dim, bias=enhanced)
         self.beta = nn.Linear(dim, dim, bias=enhanced)
 
@@ -127,7 +134,10 @@ class ResnetGenerator(nn.Module):
                 ResnetBlock(dim, use_bias=False, affine=enhanced, use_se=use_se) for _ in range(n_blocks)
             ]
             branch += upsampling_layers(ngf, _N_DOWNSAMPLING, enhanced, use_deconv, unbiased_var)
-            branch += [nn.Conv2d(ngf, attention_gan, kernel_size=1, stride=1, padding=0, bias=True), nn.Softmax(1)]
+            branch += [
+                nn.Conv2d(ngf, attention_gan, kernel_size=1, stride=1, padding=0, bias=True),
+                nn.Softmax(1),
+            ]
             self.UpBlock_attention = nn.Sequential(*branch)
             final_nc = output_nc * (attention_gan - 1 if attention_input else attention_gan)
         up += [

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .adaptive_norms import AdaILN, ILN
+from .adaptive_norms import ILN, AdaILN
 
 __all__ = [
     "ChannelSELayer",

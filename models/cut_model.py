@@ -1,0 +1,224 @@
+"""CUT and FastCUT (Park, Efros, Zhang, Zhu, ECCV 2020), as taesungp/contrastive-unpaired-translation.
+
+One generator G: A -> B, a PatchGAN D and the patch-embedding head F. One iteration: G translates A (and
+B, for the identity NCE term), D takes one LSGAN step, then G and F take one step on
+``lambda_GAN * GAN(G(A)) + PatchNCE`` where PatchNCE pulls each patch of G(A)'s encoder features towards
+the patch of A at the same position and away from A's other patches. FastCUT is a preset of the same
+model (``--CUT_mode FastCUT``): no identity NCE, lambda_NCE 10, flip equivariance, 150 + 50 epochs.
+
+Deliberate deviations from the official code, each keeping its published behaviour (spec section 8):
+presets are read from the parsed options, not ``sys.argv`` (#14); F is built with its MLPs before training
+instead of by a data-dependent dummy step (#17); PatchNCE groups negatives by the real batch (#10); patch
+ids come from torch's (checkpointed) RNG or are injected (#11); F gathers patches so G's gradients stay
+contiguous (#16). The decay-phase switch to load_size = crop_size (#15) is the ``cut_unaligned`` dataset.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from models.base_model import BaseModel
+from models.losses import GANLoss
+from models.losses.patchnce import PatchNCELoss
+from models.networks import NORM_TYPES, build_discriminator, build_generator, init_weights, size_multiple
+from models.networks.heads import PatchSampleF
+from options import add_flag
+
+CUT_MODES = ("CUT", "cut", "FastCUT", "fastcut")
+
+
+def parse_layers(text: str) -> list[int]:
+    """``"0,4,8"`` -> ``[0, 4, 8]`` (the official comma-separated layer lists)."""
+    return [int(x) for x in str(text).split(",") if x.strip() != ""]
+
+
+class CUTModel(BaseModel):
+    #: PatchSampleF's L2-normalisation convention (see ``models.networks.heads.l2_normalize``).
+    feature_norm = "cut"
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        parser.add_argument("--CUT_mode", default="CUT", choices=CUT_MODES,
+                            help="CUT or FastCUT: selects the defaults of nce_idt, lambda_NCE, flip_equivariance, epochs")
+        parser.add_argument("--normG", default=None, choices=NORM_TYPES, help="generator norm (default: --norm)")
+        parser.add_argument("--normD", default=None, choices=NORM_TYPES, help="discriminator norm (default: --norm)")
+        add_flag(parser, "--no_antialias", help="stride-2 convs instead of blur-pooling in G and D (CycleGAN layout)")
+        add_flag(parser, "--no_antialias_up", help="ConvTranspose instead of [blur-upsample, conv] in G")
+        # Official CUT defaults: xavier init, no dropout, and the decay-phase resize of its dataset.
+        parser.set_defaults(init_type="xavier", no_dropout=True, dataset_mode="cut_unaligned")
+        if is_train:
+            parser.add_argument("--lambda_GAN", type=float, default=1.0, help="weight of the GAN loss GAN(G(X))")
+            parser.add_argument("--lambda_NCE", type=float, default=1.0, help="weight of the NCE loss NCE(G(X), X)")
+            add_flag(parser, "--nce_idt", help="also use the NCE loss on the identity mapping NCE(G(Y), Y)")
+            parser.add_argument("--nce_layers", default="0,4,8,12,16", help="indices of G's layers used for NCE")
+            add_flag(parser, "--nce_includes_all_negatives_from_minibatch",
+                     help="negatives from every image of the batch (single-image translation), not only the same one")
+            parser.add_argument("--netF", default="mlp_sample", choices=["sample", "mlp_sample"],
+                                help="patch embedding: gather only, or gather + 2-layer MLP per layer")
+            parser.add_argument("--netF_nc", type=int, default=256, help="width of F's MLPs")
+            parser.add_argument("--nce_T", type=float, default=0.07, help="temperature of the NCE loss")
+            parser.add_argument("--num_patches", type=int, default=256, help="patches sampled per layer")
+            add_flag(parser, "--flip_equivariance",
+                     help="flip G's input horizontally with p=0.5 and flip its features back (FastCUT)")
+            parser.set_defaults(pool_size=0, n_epochs=200, n_epochs_decay=200)
+        return parser
+
+    @classmethod
+    def preset_defaults(cls, known, is_train: bool) -> dict:
+        if not is_train:
+            return {}
+        if known.CUT_mode.lower() == "fastcut":
+            return dict(nce_idt=False, lambda_NCE=10.0, flip_equivariance=True, n_epochs=150, n_epochs_decay=50)
+        return dict(nce_idt=True, lambda_NCE=1.0)
+
+    @classmethod
+    def validate_options(cls, opt, parser):
+        if not opt.netG.startswith("resnet"):
+            parser.error(f"--model {opt.model} taps a ResNet generator's layers; --netG {opt.netG} has none")
+        if not opt.isTrain:
+            return
+        try:
+            layers = parse_layers(opt.nce_layers)
+        except ValueError:
+            parser.error(f"--nce_layers: expected comma-separated integers, got {opt.nce_layers!r}")
+        if not layers:
+            parser.error("--nce_layers must name at least one layer")
+        if opt.nce_idt and opt.input_nc != opt.output_nc:
+            parser.error("--nce_idt needs --input_nc == --output_nc (G(real_B) must be defined)")
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.visual_names = ["real_A", "fake_B", "real_B"]
+        self.model_names = ["netG", "netF", "netD"] if self.isTrain else ["netG"]
+        self.netG = build_generator(
+            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.normG or opt.norm, not opt.no_dropout,
+            opt.init_type, opt.init_gain, antialias=not opt.no_antialias, antialias_up=not opt.no_antialias_up)
+        self._injected: dict[str, list] = {}
+        self.flipped_for_equivariance = False
+        if not self.isTrain:
+            return
+        self.nce_layers = parse_layers(opt.nce_layers)
+        self.loss_names = ["G_GAN", "D_real", "D_fake", "G", "NCE"] + (["NCE_Y"] if opt.nce_idt else [])
+        self.visual_names += ["idt_B"] if opt.nce_idt else []
+        # F is built now from the channel counts of G's taps (official: at the first G-loss backward).
+        self.netF = init_weights(
+            PatchSampleF(self.tap_channels(), opt.netF_nc, use_mlp=opt.netF == "mlp_sample",
+                         l2_norm=self.feature_norm), opt.init_type, opt.init_gain)
+        self.netD = build_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.normD or opt.norm,
+                                        opt.init_type, opt.init_gain, antialias=not opt.no_antialias)
+        self.criterionGAN = GANLoss(opt.gan_mode)
+        self.criterionNCE = PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
+        betas = (opt.beta1, opt.beta2)
+        self.optimizers["G"] = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=betas)
+        self.optimizers["D"] = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=betas)
+        if any(True for _ in self.netF.parameters()):  # --netF sample has nothing to train
+            self.optimizers["F"] = torch.optim.Adam(self.netF.parameters(), lr=opt.lr, betas=betas)
+        #: optimisers stepped by the generator loss, in the official order (G, then F)
+        self.generator_optimizers = tuple(k for k in ("G", "F") if k in self.optimizers)
+
+    def tap_channels(self) -> list[int]:
+        """Channels of G's NCE taps, read from a tiny no-grad pass (works for any tapped layer)."""
+        with torch.no_grad():
+            probe = torch.zeros(1, self.opt.input_nc, 32, 32)
+            return [f.shape[1] for f in self.netG.encode(probe, self.nce_layers)]
+
+    def size_multiple(self) -> int:
+        return size_multiple(self.opt.netG)
+
+    # ------------------------------------------------------------------ randomness (injectable)
+    def inject_draws(self, **queues: Iterable[Any]) -> None:
+        """Queue values for the next random draws, consumed in call order (tests, parity with official runs).
+
+        Kinds: ``flip`` (bool per forward), ``patch_ids`` (a list of per-layer id tensors per F sampling call);
+        SRUNIT adds ``sr_choice``, ``sr_noise`` (raw randn) and ``sr_magnitude`` (raw uniform). An empty queue
+        falls back to torch's global RNG, which the trainer checkpoints.
+        """
+        for kind, values in queues.items():
+            self._injected.setdefault(kind, []).extend(values)
+
+    def draw(self, kind: str, sample: Callable[[], Any]) -> Any:
+        queue = self._injected.get(kind)
+        return queue.pop(0) if queue else sample()
+
+    # ------------------------------------------------------------------ training
+    def set_input(self, batch: dict) -> None:
+        # The dataset swaps folders for --direction BtoA, so A is always G's input domain.
+        self.real_A, self.real_B = batch["A"], batch["B"]
+        self.image_paths = batch.get("A_paths")
+
+    def generate(self, real: torch.Tensor) -> torch.Tensor:
+        """G on the (possibly flipped) training input; SRUNIT also keeps the features of this pass."""
+        return self.netG(real)
+
+    def forward(self) -> None:
+        nce_idt = self.isTrain and self.opt.nce_idt
+        # One batch-2 pass for G(A) and G(B), as officially (InstanceNorm keeps the images independent).
+        real = torch.cat((self.real_A, self.real_B)) if nce_idt else self.real_A
+        self.flipped_for_equivariance = bool(
+            self.isTrain and self.opt.flip_equivariance and self.draw("flip", lambda: bool(torch.rand(()) < 0.5)))
+        if self.flipped_for_equivariance:
+            real = torch.flip(real, [3])  # fake_B stays flipped; NCE flips its features back
+        fake = self.generate(real)
+        n = self.real_A.size(0)
+        self.fake_B = fake[:n]
+        if nce_idt:
+            self.idt_B = fake[n:]
+
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        return self.netD(x)
+
+    def compute_D_loss(self) -> torch.Tensor:
+        self.loss_D_fake = self.criterionGAN(self.discriminate(self.fake_B.detach()), False)
+        self.loss_D_real = self.criterionGAN(self.discriminate(self.real_B), True)
+        self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+        return self.loss_D
+
+    def key_features(self, domain: str) -> list[torch.Tensor] | None:
+        """NCE key features of real_A / real_B already at hand (SRUNIT); None: encode them."""
+        return None
+
+    def compute_G_loss(self) -> torch.Tensor:
+        opt, zero = self.opt, self.real_A.new_zeros(())
+        # G_GAN uses the D that was just updated, as in the official step order.
+        self.loss_G_GAN = (self.criterionGAN(self.discriminate(self.fake_B), True, for_discriminator=False)
+                           * opt.lambda_GAN if opt.lambda_GAN > 0 else zero)
+        use_nce = opt.lambda_NCE > 0
+        self.loss_NCE = self.nce_loss(self.real_A, self.fake_B, self.key_features("A")) if use_nce else zero
+        if opt.nce_idt and use_nce:
+            self.loss_NCE_Y = self.nce_loss(self.real_B, self.idt_B, self.key_features("B"))
+            loss_nce = (self.loss_NCE + self.loss_NCE_Y) * 0.5
+        else:
+            loss_nce = self.loss_NCE
+        self.loss_G = self.loss_G_GAN + loss_nce
+        return self.loss_G
+
+    def nce_loss(self, src: torch.Tensor, tgt: torch.Tensor, feat_k: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """lambda_NCE * PatchNCE(G_enc(tgt), G_enc(src)), averaged over the tapped layers."""
+        feat_q = self.netG.encode(tgt, self.nce_layers)
+        if self.flipped_for_equivariance:
+            feat_q = [torch.flip(f, [3]) for f in feat_q]
+        if feat_k is None:
+            feat_k = self.netG.encode(src, self.nce_layers)
+        feat_k_pool, ids = self.netF(feat_k, self.opt.num_patches, self.draw("patch_ids", lambda: None))
+        feat_q_pool, _ = self.netF(feat_q, self.opt.num_patches, ids)
+        total = sum(self.criterionNCE(q, k, src.size(0)).mean() * self.opt.lambda_NCE
+                    for q, k in zip(feat_q_pool, feat_k_pool))
+        return total / len(self.nce_layers)
+
+    def update_D(self) -> None:
+        self.set_requires_grad(self.netD, True)
+        self.backward_and_step(self.compute_D_loss(), "D")
+        self.set_requires_grad(self.netD, False)  # the G step must not accumulate D gradients
+
+    def optimize_parameters(self) -> None:
+        self.forward()
+        self.update_D()
+        self.backward_and_step(self.compute_G_loss(), *self.generator_optimizers)
+
+    # ------------------------------------------------------------------ inference
+    def translate(self, real: torch.Tensor, direction: str) -> OrderedDict[str, torch.Tensor]:
+        return OrderedDict(real_A=real, fake_B=self.netG(real))

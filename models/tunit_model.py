@@ -1,0 +1,358 @@
+"""TUNIT (Baek et al., "Rethinking the Truly Unsupervised Image-to-Image Translation", ICCV 2021).
+
+A guiding network C clusters the images (IIC head ``disc``) and encodes their style (MoCo head ``cont``); a
+FUNIT-style generator G translates an image to the style of a reference, and a multi-head discriminator D
+judges it under the reference's pseudo label. One iteration, as clovaai/tunit ``train/train_*.py``:
+
+1. C step (always): MoCo loss against the momentum copy C_ema and a key queue, plus 5 x IIC mutual
+   information (semi-supervised labelled iterations: 5 x cross-entropy; supervised: MoCo only, x0.1);
+   x0.1 once the GAN has started.
+2. From ``gan_start`` on: pseudo labels from the updated C, a D step (hinge + R1, three backward calls as
+   upstream), then one G step whose loss also trains C (C gets a second Adam step; C is the style encoder).
+3. The keys of this batch enter the queue; C_ema (and G_ema from ``ema_start``) follow by EMA of their
+   parameters; at the end of every official epoch all buffers are copied to the EMA nets (quirk E1).
+
+Deliberate differences from the official code, each reachable by an option (see ``docs/tunit.md``): the
+queue persists across epochs and is saved (Q1, ``--tunit_queue_reset_each_epoch`` restores the reset), the
+schedule never divides by ``iters // 1000`` (S1), D is frozen during the G step (D1: same numbers), the
+startup queue is made from the first training batch instead of a separate draw, and IIC clamps out of
+place (I1).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base_model import BaseModel
+from models.losses.contrastive import MoCoQueue, hinge_adv_loss, iic_loss, moco_loss, r1_penalty
+from models.networks.tunit import VGG11_WIDTHS, Discriminator, Generator, GuidingNet
+from models.tunit_support import (
+    TunitSchedule,
+    cluster_styles,
+    copy_buffers,
+    ema_update,
+    load_official_checkpoint,
+    official_checkpoint_path,
+    style_images,
+)
+
+
+def parse_widths(spec: str) -> tuple[int | str, ...]:
+    """``"64,M,128,M"`` -> (64, "M", 128, "M"); empty -> VGG11."""
+    if not spec:
+        return VGG11_WIDTHS
+    return tuple("M" if v.strip().upper() == "M" else int(v) for v in spec.split(","))
+
+
+class TunitModel(BaseModel):
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        # Official: 128 px squares (Resize, aspect not kept), batch 32, lr 1e-4, Adam betas (0.9, 0.999).
+        parser.set_defaults(dataset_mode="tunit", load_size=128, crop_size=128, preprocess="resize_and_crop")
+        parser.add_argument("--output_k", type=int, default=10, help="number of pseudo domains K")
+        parser.add_argument("--sty_dim", type=int, default=128, help="style code size")
+        parser.add_argument("--tunit_g_nf", type=int, default=0, help="G stem width (0: 64, or 32 from 256 px)")
+        parser.add_argument("--tunit_g_nf_mlp", type=int, default=256, help="G style-MLP width")
+        parser.add_argument("--tunit_c_widths", default="", help="guiding-net trunk, e.g. 64,M,128,M (empty: VGG11)")
+        if is_train:
+            parser.set_defaults(batch_size=32, lr=1e-4, beta1=0.9, beta2=0.999)
+            parser.add_argument("--p_semi", type=float, default=0.0, help="labelled fraction: 0 unsup, 1 sup")
+            parser.add_argument("--tunit_d_nf", type=int, default=0, help="D stem width (0: 64, or 32 from 256 px)")
+            parser.add_argument("--tunit_d_max_nf", type=int, default=1024, help="D width cap")
+            parser.add_argument("--lambda_adv", type=float, default=1.0, help="w_adv")
+            parser.add_argument("--lambda_rec", type=float, default=0.1, help="w_rec: image reconstruction")
+            parser.add_argument("--lambda_sty", type=float, default=0.01, help="w_vec: style contrastive")
+            parser.add_argument("--lambda_r1", type=float, default=10.0, help="w_gp: R1 penalty")
+            parser.add_argument("--lambda_iic", type=float, default=5.0, help="IIC (or labelled CE) weight in C")
+            parser.add_argument("--tunit_c_gan_factor", type=float, default=0.1, help="C-loss factor, GAN phase")
+            parser.add_argument("--moco_k", type=int, default=1024, help="MoCo queue length")
+            parser.add_argument("--moco_t", type=float, default=0.07, help="MoCo temperature")
+            parser.add_argument("--ema_beta", type=float, default=0.999, help="EMA decay of C_ema and G_ema")
+            parser.add_argument("--c_weight_decay", type=float, default=1e-3, help="Adam L2 of C")
+            parser.add_argument("--gd_weight_decay", type=float, default=1e-4, help="RMSprop L2 of G and D")
+            parser.add_argument("--tunit_epoch_iters", type=int, default=1000, help="official --iters")
+            parser.add_argument("--tunit_epochs", type=int, default=200, help="official --epochs")
+            parser.add_argument("--tunit_gan_start", type=int, default=-1,
+                                help="iteration the GAN starts (-1: official, 65k unsup / 35 epochs semi / 0 sup)")
+            parser.add_argument("--tunit_ema_start", type=int, default=-1,
+                                help="iteration G_ema := G and its EMA start (-1: official, one epoch after GAN)")
+            parser.add_argument("--tunit_semi_warm_epochs", type=int, default=20,
+                                help="semi: epochs of labelled-only iterations (official unsup_start)")
+            parser.add_argument("--tunit_queue_reset_each_epoch", action="store_true",
+                                help="official quirk Q1: restart every epoch from the startup queue")
+            parser.add_argument("--tunit_official_ckpt", default="", help="start from an official model_N.ckpt")
+            parser.add_argument("--tunit_start_iter", type=int, default=0,
+                                help="iterations already done (with --tunit_official_ckpt: epoch * iters)")
+        else:
+            parser.add_argument("--tunit_style", default="cluster", choices=["cluster", "reference"],
+                                help="cluster-average styles (paper figures) or one style per reference image")
+            parser.add_argument("--tunit_style_dir", default="",
+                                help="images for the styles (searched recursively; empty: --dataroot)")
+            parser.add_argument("--tunit_styles", default="", help="a .pt with precomputed cluster styles")
+            parser.add_argument("--tunit_cluster_net", default="C_ema", choices=["C_ema", "C"],
+                                help="which guiding net assigns clusters (official grids use C)")
+            parser.add_argument("--tunit_max_style_images", type=int, default=2000)
+        return parser
+
+    @classmethod
+    def validate_options(cls, opt, parser):
+        if opt.crop_size < 32 or opt.crop_size & (opt.crop_size - 1):
+            parser.error(f"TUNIT needs a power-of-two --crop_size >= 32, got {opt.crop_size}")
+        if opt.isTrain and not 0.0 <= opt.p_semi <= 1.0:
+            parser.error(f"--p_semi must be in [0, 1], got {opt.p_semi}")
+        if opt.isTrain and opt.load_size != opt.crop_size:
+            parser.error("TUNIT resizes to a square: use --load_size equal to --crop_size")
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        c_kwargs = dict(sty_dim=opt.sty_dim, output_k=opt.output_k, widths=parse_widths(opt.tunit_c_widths))
+        g_kwargs = dict(img_size=opt.crop_size, sty_dim=opt.sty_dim, nf=opt.tunit_g_nf or None,
+                        nf_mlp=opt.tunit_g_nf_mlp)
+        self.visual_names = ["x_org", "x_tf", "x_ref", "x_fake", "x_rec"]
+        if not self.isTrain:
+            self.model_names = ["netG_ema", "netC_ema"] + (["netC"] if opt.tunit_cluster_net == "C" else [])
+            self.netG_ema, self.netC_ema = Generator(**g_kwargs), GuidingNet(**c_kwargs)
+            self.netC = GuidingNet(**c_kwargs) if opt.tunit_cluster_net == "C" else None
+            self.styles: torch.Tensor | None = None
+            return
+        self.mode = "unsup" if opt.p_semi == 0.0 else "sup" if opt.p_semi == 1.0 else "semi"
+        c_losses = {"unsup": ["C_iic"], "semi": ["C_iic", "C_ce"], "sup": []}[self.mode]
+        self.loss_names = ["C_moco", *c_losses, "C", "D_real", "D_fake", "D_gp", "D", "G_adv", "G_rec", "G_sty", "G"]
+        self.model_names = ["netC", "netC_ema", "netD", "netG", "netG_ema"]
+        # Construction order of main.py's build_model, so a seed gives the official initial weights.
+        self.netC, self.netC_ema = GuidingNet(**c_kwargs), GuidingNet(**c_kwargs)
+        self.netD = Discriminator(opt.crop_size, opt.output_k, opt.tunit_d_max_nf, opt.tunit_d_nf or None)
+        self.netG, self.netG_ema = Generator(**g_kwargs), Generator(**g_kwargs)
+        self.netC_ema.load_state_dict(self.netC.state_dict())  # G_ema stays random until ema_start (E2)
+        self.set_requires_grad([self.netC_ema, self.netG_ema], False)
+        self.optimizers = {
+            "C": torch.optim.Adam(self.netC.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2),
+                                  weight_decay=opt.c_weight_decay),
+            "D": torch.optim.RMSprop(self.netD.parameters(), lr=opt.lr, weight_decay=opt.gd_weight_decay),
+            "G": torch.optim.RMSprop(self.netG.parameters(), lr=opt.lr, weight_decay=opt.gd_weight_decay),
+        }
+        self.schedule = TunitSchedule(self.mode, opt.tunit_epoch_iters, opt.tunit_epochs, opt.p_semi,
+                                      opt.tunit_gan_start, opt.tunit_ema_start, opt.tunit_semi_warm_epochs)
+        self.queue = MoCoQueue(opt.moco_k)
+        self.queue0: torch.Tensor | None = None  # the startup keys (for the Q1 compatibility reset)
+        self.start_iter = opt.tunit_start_iter
+        self.pending_optimizer_states: dict | None = None
+        if opt.tunit_official_ckpt:
+            ckpt = load_official_checkpoint(self, opt.tunit_official_ckpt, self.model_names)
+            self.pending_optimizer_states = {k: ckpt[f"{k.lower()}_optimizer"] for k in "CDG"
+                                             if f"{k.lower()}_optimizer" in ckpt}
+
+    # ------------------------------------------------------------------ schedule and bookkeeping
+    def setup(self, verbose: bool = False) -> None:
+        super().setup(verbose)
+        self.schedulers = {}  # TUNIT keeps every learning rate constant
+
+    def max_steps(self) -> int | None:
+        if self.opt.max_steps:
+            return self.opt.max_steps
+        return max(self.schedule.total_steps - self.start_iter, 0)
+
+    def total_epochs(self) -> int:
+        return 1 << 30  # iteration-based
+
+    @property
+    def inference_names(self) -> list[str]:
+        return ["netG_ema", "netC_ema"] + (["netC"] if getattr(self.opt, "tunit_cluster_net", "") == "C" else [])
+
+    def size_multiple(self) -> int:
+        return 2 ** self.netG_ema.n_downs
+
+    def _step_index(self) -> int:
+        return self.global_step + self.start_iter
+
+    # ------------------------------------------------------------------ training
+    def set_input(self, batch: dict) -> None:
+        self.batch = batch
+        self.image_paths = batch.get("A_paths")
+
+    def _views(self, labelled: bool):
+        b = self.batch
+        if labelled and self.mode == "semi":
+            return b["L"], b["L_tf"], b["L_label"]
+        return b["A"], b["A_tf"], b.get("label")
+
+    def optimize_parameters(self) -> None:
+        t, s, opt = self._step_index(), self.schedule, self.opt
+        if self.pending_optimizer_states is not None:  # official states, now that the params are on the device
+            for name, state in self.pending_optimizer_states.items():
+                self.optimizers[name].load_state_dict(state)
+            self.pending_optimizer_states = None
+        if t == s.ema_start:
+            self.netG_ema.load_state_dict(self.netG.state_dict())  # main.py: G_EMA := G at ema_start
+        if len(self.queue) == 0:
+            with torch.no_grad():  # C_ema in train mode, as initialize_queue (moves its BN statistics)
+                self.queue0 = self.netC_ema.moco(self.batch["A_tf"]).detach()
+            self.queue.reset(self.queue0)
+        labelled = s.labelled(t)
+        x_org, x_tf, y = self._views(labelled)
+        gan = t >= s.gan_start
+        perm = self.batch.get("ref_idx")  # tests inject the reference permutation
+        perm = torch.randperm(x_org.size(0)).to(x_org.device) if perm is None else perm
+        self.x_org, self.x_tf, self.x_ref = x_org, x_tf, x_org[perm]
+        self.x_fake = self.x_rec = None
+        k, p_org = self._c_step(x_org, x_tf, y, labelled, gan)
+        if gan:
+            with torch.no_grad():
+                if labelled:
+                    y_org = y
+                elif self.mode == "semi":
+                    y_org = torch.argmax(p_org, 1)  # semi: from the pre-update probabilities (official)
+                else:
+                    y_org = torch.argmax(self.netC.iic(x_org), 1)  # unsup: from the updated C (official)
+                self.y_org, self.y_ref = y_org, y_org[perm]
+                s_ref = self.netC.moco(self.x_ref)
+                x_fake = self.netG.decode(self.netG.cnt_encoder(x_org), s_ref)
+            self._d_step(x_fake)
+            self._g_step()
+        self.queue.push(k)
+
+    def _c_step(self, x_org, x_tf, y, labelled: bool, gan: bool):
+        opt, net = self.opt, self.netC
+        q = net.moco(x_org)
+        k = self.netC_ema.moco(x_tf).detach()
+        self.loss_C_moco = moco_loss(q, k, self.queue.tensor, opt.moco_t)
+        p_org = None
+        if self.mode == "sup":
+            loss = opt.tunit_c_gan_factor * self.loss_C_moco  # supervised: MoCo only, always x0.1
+        else:
+            logit_org, logit_tf = net.iic(x_org), net.iic(x_tf)
+            if labelled:
+                self.loss_C_ce = F.cross_entropy(logit_org, y) + F.cross_entropy(logit_tf, y)
+                loss = self.loss_C_moco + opt.lambda_iic * self.loss_C_ce
+            else:
+                p_org = F.softmax(logit_org, 1)
+                self.loss_C_iic = iic_loss(p_org, F.softmax(logit_tf, 1))
+                loss = self.loss_C_moco + opt.lambda_iic * self.loss_C_iic
+            if gan or (self.mode == "semi" and not labelled):  # semi unlabelled iterations: always x0.1
+                loss = opt.tunit_c_gan_factor * loss
+        self.loss_C = loss
+        self.backward_and_step(loss, "C")
+        return k, p_org
+
+    def _d_step(self, x_fake: torch.Tensor) -> None:
+        x_ref = self.x_ref.detach().requires_grad_()
+        d_real, _ = self.netD(x_ref, self.y_ref)
+        d_fake, _ = self.netD(x_fake.detach(), self.y_ref)
+        self.loss_D_real = hinge_adv_loss(d_real, "d_real")
+        self.loss_D_fake = hinge_adv_loss(d_fake, "d_fake")
+        self.loss_D_gp = self.opt.lambda_r1 * r1_penalty(d_real, x_ref)
+        self.loss_D = self.loss_D_real + self.loss_D_fake + self.loss_D_gp
+        # Three backward calls in the official order: the float sums of the gradients match upstream.
+        self.zero_grad("D")
+        self.backward(self.loss_D_real, retain_graph=True)
+        self.backward(self.loss_D_gp)
+        self.backward(self.loss_D_fake)
+        self.step("D")
+
+    def _g_step(self) -> None:
+        opt, C, G, D = self.opt, self.netC, self.netG, self.netD
+        self.set_requires_grad(D, False)  # D1: upstream fills D's grads here and discards them
+        s_src, s_ref = C.moco(self.x_org), C.moco(self.x_ref)
+        c_src = G.cnt_encoder(self.x_org)
+        self.x_fake = G.decode(c_src, s_ref)
+        self.x_rec = G.decode(c_src, s_src)
+        self.loss_G_adv = hinge_adv_loss(D(self.x_fake, self.y_ref)[0], "g") + hinge_adv_loss(
+            D(self.x_rec, self.y_org)[0], "g"
+        )
+        self.loss_G_rec = torch.mean(torch.abs(self.x_rec - self.x_org))
+        s_ref_ema = self.netC_ema.moco(self.x_ref)
+        self.loss_G_sty = moco_loss(C.moco(self.x_fake), s_ref_ema, self.queue.tensor, opt.moco_t)
+        self.loss_G = opt.lambda_adv * self.loss_G_adv + opt.lambda_rec * self.loss_G_rec + opt.lambda_sty * self.loss_G_sty
+        self.zero_grad("G", "C")
+        self.backward(self.loss_G)
+        self.step("C", "G")  # C (the style encoder) is trained by the G loss too (clovaai/tunit#27)
+        self.set_requires_grad(D, True)
+
+    def on_step_end(self) -> None:
+        t, s, beta = self._step_index(), self.schedule, self.opt.ema_beta
+        if t >= s.ema_start:
+            ema_update(self.netG_ema, self.netG, beta)
+        ema_update(self.netC_ema, self.netC, beta)
+        if s.epoch_end(t):
+            copy_buffers(self.netG_ema, self.netG)
+            copy_buffers(self.netC_ema, self.netC)
+            if self.opt.tunit_queue_reset_each_epoch and self.queue0 is not None:
+                self.queue.reset(self.queue0)
+
+    def extra_state(self) -> dict:
+        if not self.isTrain:
+            return {}
+        queue0 = None if self.queue0 is None else self.queue0.detach().cpu()
+        return {"queue": self.queue.state_dict(), "queue0": queue0}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.isTrain and state:
+            device = next(self.netC.parameters()).device
+            self.queue.load_state_dict(state["queue"], device=device)
+            self.queue0 = None if state["queue0"] is None else state["queue0"].to(device)
+
+    # ------------------------------------------------------------------ inference
+    def import_official(self, expr_dir: str, epoch: str, names: list[str]) -> bool:
+        path = official_checkpoint_path(expr_dir, epoch)
+        if path is None:
+            return False
+        load_official_checkpoint(self, path, names)
+        print(f"loaded official TUNIT weights for {', '.join(names)} from {path}")
+        return True
+
+    def official_file_labels(self, names: list[str]) -> dict[str, str]:
+        return {n: "model_<N>.ckpt" for n in names}
+
+    @torch.no_grad()
+    def style_codes(self, device: torch.device) -> tuple[torch.Tensor, list[str]]:
+        """The styles to render with (K or R, sty_dim) and their labels; computed once, then cached."""
+        if self.styles is None:
+            opt = self.opt
+            if opt.tunit_styles:
+                from util.checkpoint import load_file
+
+                self.styles = load_file(opt.tunit_styles)["styles"]
+                self.style_labels = [f"to_cluster{k}" for k in range(self.styles.size(0))]
+            else:
+                images = style_images(opt.tunit_style_dir or opt.dataroot, opt.crop_size, opt.input_nc,
+                                      opt.tunit_max_style_images if opt.tunit_style == "cluster" else opt.output_k)
+                if opt.tunit_style == "reference":
+                    self.styles = self._eval(self.netC_ema, lambda c: c.moco(images.to(device)))
+                    self.style_labels = [f"to_ref{j}" for j in range(images.size(0))]
+                else:
+                    assign = self.netC if opt.tunit_cluster_net == "C" else self.netC_ema
+                    styles, counts = self._eval(assign, lambda c: self._eval(
+                        self.netC_ema, lambda e: cluster_styles(c, e, images, opt.output_k, device)))
+                    empty = [k for k, n in enumerate(counts) if n == 0]
+                    if empty:
+                        print(f"warning: clusters {empty} got no style images; they are left out")
+                    keep = [k for k, n in enumerate(counts) if n > 0]
+                    self.styles = styles[keep]
+                    self.style_labels = [f"to_cluster{k}" for k in keep]
+        return self.styles.to(device), self.style_labels
+
+    @staticmethod
+    def _eval(net: nn.Module, fn):
+        """Run ``fn(net)`` with ``net`` in eval mode (BatchNorm running statistics), then restore its mode."""
+        was = net.training
+        net.eval()
+        try:
+            return fn(net)
+        finally:
+            net.train(was)
+
+    def translate(self, real: torch.Tensor, direction: str) -> OrderedDict[str, torch.Tensor]:
+        styles, labels = self.style_codes(real.device)
+        visuals = OrderedDict(real_A=real)
+        content = self.netG_ema.cnt_encoder(real)
+        for label, s in zip(labels, styles):
+            visuals[label] = self.netG_ema.decode(content, s.unsqueeze(0).expand(real.size(0), -1))
+        return visuals
+
+    @staticmethod
+    def output_visual(direction: str, visuals: dict) -> str:
+        return next(k for k in visuals if k.startswith("to_"))
