@@ -64,7 +64,12 @@ def random_affine(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     ty = int(round(float(rng.uniform(-AFFINE_TRANSLATE * h, AFFINE_TRANSLATE * h))))
     shear_x = float(rng.uniform(-AFFINE_SHEAR, AFFINE_SHEAR))  # a scalar shear is x-only in torchvision
     return F.affine(
-        img, angle=angle, translate=[tx, ty], scale=1.0, shear=[shear_x, 0.0], interpolation=InterpolationMode.NEAREST
+        img,
+        angle=angle,
+        translate=[tx, ty],
+        scale=1.0,
+        shear=[shear_x, 0.0],
+        interpolation=InterpolationMode.NEAREST,
     )
 
 
@@ -109,7 +114,9 @@ class TunitDataset(ClassFolderDataset):
     """Class folders with TUNIT's two views (``--dataset_mode tunit``)."""
 
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         parser.add_argument(
             "--tunit_classes",
             default="",
@@ -176,7 +183,9 @@ class TunitDataset(ClassFolderDataset):
         groups = {}
         for label, files in self._per_class().items():
             if len(files) <= n and not held_out:
-                raise DataError(f"class {self.classes[label]!r} has {len(files)} files, not more than --tunit_holdout {n}")
+                raise DataError(
+                    f"class {self.classes[label]!r} has {len(files)} files, not more than --tunit_holdout {n}"
+                )
             groups[label] = files[-n:] if held_out else files[:-n]
         self._set_lists(groups)
 

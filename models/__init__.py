@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 MODEL_REGISTRY: dict[str, str] = {
     "cycle_gan": "models.cycle_gan_model:CycleGANModel",
     "test": "models.test_model:TestModel",
+    "tunit": "models.tunit_model:TunitModel",
+    "unit": "models.unit_model:UNITModel",
     "cut": "models.cut_model:CUTModel",
     "srunit": "models.srunit_model:SRUNITModel",
 }

@@ -21,31 +21,69 @@ place (I1).
 
 from __future__ import annotations
 
+import argparse
 from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from models.base_model import BaseModel
 from models.losses.contrastive import MoCoQueue, hinge_adv_loss, iic_loss, moco_loss, r1_penalty
-from models.networks.tunit import VGG11_WIDTHS, Discriminator, Generator, GuidingNet
+from models.networks.tunit import Discriminator, Generator, GuidingNet
 from models.tunit_support import (
     TunitSchedule,
     cluster_styles,
     copy_buffers,
     ema_update,
+    eval_mode,
     load_official_checkpoint,
     official_checkpoint_path,
+    parse_widths,
     style_images,
+)
+from util.checkpoint import load_file
+
+# (flag, type, default, help) tables: the official names and constants of main.py / tools/ops.py.
+_NET_OPTIONS = (
+    ("--output_k", int, 10, "number of pseudo domains K (C.disc outputs, D heads)"),
+    ("--sty_dim", int, 128, "style code size (C.cont outputs)"),
+    ("--tunit_g_nf", int, 0, "G stem width (0: official 64, or 32 from 256 px)"),
+    ("--tunit_g_nf_mlp", int, 256, "G style-MLP width"),
+    ("--tunit_c_widths", str, "", "guiding-net trunk, e.g. 64,M,128,M (empty: VGG11)"),
+)
+_TRAIN_OPTIONS = (
+    ("--p_semi", float, 0.0, "labelled fraction: 0 unsupervised, 1 supervised, else semi-supervised"),
+    ("--tunit_d_nf", int, 0, "D stem width (0: official 64, or 32 from 256 px)"),
+    ("--tunit_d_max_nf", int, 1024, "D width cap"),
+    ("--lambda_adv", float, 1.0, "official w_adv"),
+    ("--lambda_rec", float, 0.1, "official w_rec: image reconstruction"),
+    ("--lambda_sty", float, 0.01, "official w_vec: style contrastive"),
+    ("--lambda_r1", float, 10.0, "official w_gp: R1 penalty"),
+    ("--lambda_iic", float, 5.0, "weight of IIC (labelled iterations: of the CE) in the C loss"),
+    ("--tunit_c_gan_factor", float, 0.1, "C-loss factor in the GAN phase (and sup/semi-unlabelled)"),
+    ("--moco_k", int, 1024, "MoCo queue length"),
+    ("--moco_t", float, 0.07, "MoCo temperature"),
+    ("--ema_beta", float, 0.999, "EMA decay of C_ema and G_ema"),
+    ("--c_weight_decay", float, 1e-3, "Adam weight decay (L2) of C"),
+    ("--gd_weight_decay", float, 1e-4, "RMSprop weight decay (L2) of G and D"),
+    ("--tunit_epoch_iters", int, 1000, "official --iters: iterations per epoch (EMA buffer copy)"),
+    ("--tunit_epochs", int, 200, "official --epochs: training length in epochs"),
+    ("--tunit_gan_start", int, -1, "iteration the GAN starts (-1: official; 65k when unsupervised)"),
+    ("--tunit_ema_start", int, -1, "iteration of G_ema := G, then its EMA (-1: official; 66k)"),
+    ("--tunit_semi_warm_epochs", int, 20, "semi: epochs of labelled-only iterations (official unsup_start)"),
+    ("--tunit_official_ckpt", str, "", "initialise nets and optimisers from an official model_N.ckpt"),
+    ("--tunit_start_iter", int, 0, "iterations already done (with --tunit_official_ckpt: N * iters)"),
+)
+_TEST_OPTIONS = (
+    ("--tunit_style_dir", str, "", "images for the styles, searched recursively (empty: --dataroot)"),
+    ("--tunit_styles", str, "", "a .pt file with precomputed cluster styles ({'styles': (K, sty_dim)})"),
+    ("--tunit_max_style_images", int, 0, "style images, evenly spaced (0: 2000 for clusters, 8 references)"),
 )
 
 
-def parse_widths(spec: str) -> tuple[int | str, ...]:
-    """``"64,M,128,M"`` -> (64, "M", 128, "M"); empty -> VGG11."""
-    if not spec:
-        return VGG11_WIDTHS
-    return tuple("M" if v.strip().upper() == "M" else int(v) for v in spec.split(","))
+def _add_options(parser, table) -> None:
+    for flag, kind, default, help in table:
+        parser.add_argument(flag, type=kind, default=default, help=help)
 
 
 class TunitModel(BaseModel):
@@ -53,49 +91,30 @@ class TunitModel(BaseModel):
     def modify_commandline_options(parser, is_train):
         # Official: 128 px squares (Resize, aspect not kept), batch 32, lr 1e-4, Adam betas (0.9, 0.999).
         parser.set_defaults(dataset_mode="tunit", load_size=128, crop_size=128, preprocess="resize_and_crop")
-        parser.add_argument("--output_k", type=int, default=10, help="number of pseudo domains K")
-        parser.add_argument("--sty_dim", type=int, default=128, help="style code size")
-        parser.add_argument("--tunit_g_nf", type=int, default=0, help="G stem width (0: 64, or 32 from 256 px)")
-        parser.add_argument("--tunit_g_nf_mlp", type=int, default=256, help="G style-MLP width")
-        parser.add_argument("--tunit_c_widths", default="", help="guiding-net trunk, e.g. 64,M,128,M (empty: VGG11)")
+        _add_options(parser, _NET_OPTIONS)
         if is_train:
             parser.set_defaults(batch_size=32, lr=1e-4, beta1=0.9, beta2=0.999)
-            parser.add_argument("--p_semi", type=float, default=0.0, help="labelled fraction: 0 unsup, 1 sup")
-            parser.add_argument("--tunit_d_nf", type=int, default=0, help="D stem width (0: 64, or 32 from 256 px)")
-            parser.add_argument("--tunit_d_max_nf", type=int, default=1024, help="D width cap")
-            parser.add_argument("--lambda_adv", type=float, default=1.0, help="w_adv")
-            parser.add_argument("--lambda_rec", type=float, default=0.1, help="w_rec: image reconstruction")
-            parser.add_argument("--lambda_sty", type=float, default=0.01, help="w_vec: style contrastive")
-            parser.add_argument("--lambda_r1", type=float, default=10.0, help="w_gp: R1 penalty")
-            parser.add_argument("--lambda_iic", type=float, default=5.0, help="IIC (or labelled CE) weight in C")
-            parser.add_argument("--tunit_c_gan_factor", type=float, default=0.1, help="C-loss factor, GAN phase")
-            parser.add_argument("--moco_k", type=int, default=1024, help="MoCo queue length")
-            parser.add_argument("--moco_t", type=float, default=0.07, help="MoCo temperature")
-            parser.add_argument("--ema_beta", type=float, default=0.999, help="EMA decay of C_ema and G_ema")
-            parser.add_argument("--c_weight_decay", type=float, default=1e-3, help="Adam L2 of C")
-            parser.add_argument("--gd_weight_decay", type=float, default=1e-4, help="RMSprop L2 of G and D")
-            parser.add_argument("--tunit_epoch_iters", type=int, default=1000, help="official --iters")
-            parser.add_argument("--tunit_epochs", type=int, default=200, help="official --epochs")
-            parser.add_argument("--tunit_gan_start", type=int, default=-1,
-                                help="iteration the GAN starts (-1: official, 65k unsup / 35 epochs semi / 0 sup)")
-            parser.add_argument("--tunit_ema_start", type=int, default=-1,
-                                help="iteration G_ema := G and its EMA start (-1: official, one epoch after GAN)")
-            parser.add_argument("--tunit_semi_warm_epochs", type=int, default=20,
-                                help="semi: epochs of labelled-only iterations (official unsup_start)")
-            parser.add_argument("--tunit_queue_reset_each_epoch", action="store_true",
-                                help="official quirk Q1: restart every epoch from the startup queue")
-            parser.add_argument("--tunit_official_ckpt", default="", help="start from an official model_N.ckpt")
-            parser.add_argument("--tunit_start_iter", type=int, default=0,
-                                help="iterations already done (with --tunit_official_ckpt: epoch * iters)")
+            _add_options(parser, _TRAIN_OPTIONS)
+            parser.add_argument(
+                "--tunit_queue_reset_each_epoch",
+                action=argparse.BooleanOptionalAction,
+                default=False,
+                help="official quirk Q1: every epoch restarts from the startup queue",
+            )
         else:
-            parser.add_argument("--tunit_style", default="cluster", choices=["cluster", "reference"],
-                                help="cluster-average styles (paper figures) or one style per reference image")
-            parser.add_argument("--tunit_style_dir", default="",
-                                help="images for the styles (searched recursively; empty: --dataroot)")
-            parser.add_argument("--tunit_styles", default="", help="a .pt with precomputed cluster styles")
-            parser.add_argument("--tunit_cluster_net", default="C_ema", choices=["C_ema", "C"],
-                                help="which guiding net assigns clusters (official grids use C)")
-            parser.add_argument("--tunit_max_style_images", type=int, default=2000)
+            _add_options(parser, _TEST_OPTIONS)
+            parser.add_argument(
+                "--tunit_style",
+                default="cluster",
+                choices=["cluster", "reference"],
+                help="cluster-average styles (paper figures) or one style per reference image",
+            )
+            parser.add_argument(
+                "--tunit_cluster_net",
+                default="C_ema",
+                choices=["C_ema", "C"],
+                help="which guiding net assigns the clusters (official grids use C)",
+            )
         return parser
 
     @classmethod
@@ -110,8 +129,9 @@ class TunitModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         c_kwargs = dict(sty_dim=opt.sty_dim, output_k=opt.output_k, widths=parse_widths(opt.tunit_c_widths))
-        g_kwargs = dict(img_size=opt.crop_size, sty_dim=opt.sty_dim, nf=opt.tunit_g_nf or None,
-                        nf_mlp=opt.tunit_g_nf_mlp)
+        g_kwargs = dict(
+            img_size=opt.crop_size, sty_dim=opt.sty_dim, nf=opt.tunit_g_nf or None, nf_mlp=opt.tunit_g_nf_mlp
+        )
         self.visual_names = ["x_org", "x_tf", "x_ref", "x_fake", "x_rec"]
         if not self.isTrain:
             self.model_names = ["netG_ema", "netC_ema"] + (["netC"] if opt.tunit_cluster_net == "C" else [])
@@ -121,7 +141,7 @@ class TunitModel(BaseModel):
             return
         self.mode = "unsup" if opt.p_semi == 0.0 else "sup" if opt.p_semi == 1.0 else "semi"
         c_losses = {"unsup": ["C_iic"], "semi": ["C_iic", "C_ce"], "sup": []}[self.mode]
-        self.loss_names = ["C_moco", *c_losses, "C", "D_real", "D_fake", "D_gp", "D", "G_adv", "G_rec", "G_sty", "G"]
+        self.loss_names = ["C_moco", *c_losses, "C", *"D_real D_fake D_gp D G_adv G_rec G_sty G".split()]
         self.model_names = ["netC", "netC_ema", "netD", "netG", "netG_ema"]
         # Construction order of main.py's build_model, so a seed gives the official initial weights.
         self.netC, self.netC_ema = GuidingNet(**c_kwargs), GuidingNet(**c_kwargs)
@@ -130,21 +150,33 @@ class TunitModel(BaseModel):
         self.netC_ema.load_state_dict(self.netC.state_dict())  # G_ema stays random until ema_start (E2)
         self.set_requires_grad([self.netC_ema, self.netG_ema], False)
         self.optimizers = {
-            "C": torch.optim.Adam(self.netC.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2),
-                                  weight_decay=opt.c_weight_decay),
+            "C": torch.optim.Adam(
+                self.netC.parameters(),
+                lr=opt.lr,
+                betas=(opt.beta1, opt.beta2),
+                weight_decay=opt.c_weight_decay,
+            ),
             "D": torch.optim.RMSprop(self.netD.parameters(), lr=opt.lr, weight_decay=opt.gd_weight_decay),
             "G": torch.optim.RMSprop(self.netG.parameters(), lr=opt.lr, weight_decay=opt.gd_weight_decay),
         }
-        self.schedule = TunitSchedule(self.mode, opt.tunit_epoch_iters, opt.tunit_epochs, opt.p_semi,
-                                      opt.tunit_gan_start, opt.tunit_ema_start, opt.tunit_semi_warm_epochs)
+        self.schedule = TunitSchedule(
+            self.mode,
+            opt.tunit_epoch_iters,
+            opt.tunit_epochs,
+            opt.p_semi,
+            opt.tunit_gan_start,
+            opt.tunit_ema_start,
+            opt.tunit_semi_warm_epochs,
+        )
         self.queue = MoCoQueue(opt.moco_k)
         self.queue0: torch.Tensor | None = None  # the startup keys (for the Q1 compatibility reset)
         self.start_iter = opt.tunit_start_iter
         self.pending_optimizer_states: dict | None = None
         if opt.tunit_official_ckpt:
             ckpt = load_official_checkpoint(self, opt.tunit_official_ckpt, self.model_names)
-            self.pending_optimizer_states = {k: ckpt[f"{k.lower()}_optimizer"] for k in "CDG"
-                                             if f"{k.lower()}_optimizer" in ckpt}
+            self.pending_optimizer_states = {
+                k: ckpt[f"{k.lower()}_optimizer"] for k in "CDG" if f"{k.lower()}_optimizer" in ckpt
+            }
 
     # ------------------------------------------------------------------ schedule and bookkeeping
     def setup(self, verbose: bool = False) -> None:
@@ -161,10 +193,12 @@ class TunitModel(BaseModel):
 
     @property
     def inference_names(self) -> list[str]:
-        return ["netG_ema", "netC_ema"] + (["netC"] if getattr(self.opt, "tunit_cluster_net", "") == "C" else [])
+        return ["netG_ema", "netC_ema"] + (
+            ["netC"] if getattr(self.opt, "tunit_cluster_net", "") == "C" else []
+        )
 
     def size_multiple(self) -> int:
-        return 2 ** self.netG_ema.n_downs
+        return 2**self.netG_ema.n_downs
 
     def _step_index(self) -> int:
         return self.global_step + self.start_iter
@@ -181,8 +215,8 @@ class TunitModel(BaseModel):
         return b["A"], b["A_tf"], b.get("label")
 
     def optimize_parameters(self) -> None:
-        t, s, opt = self._step_index(), self.schedule, self.opt
-        if self.pending_optimizer_states is not None:  # official states, now that the params are on the device
+        t, s = self._step_index(), self.schedule
+        if self.pending_optimizer_states is not None:  # official states, loaded once params are on the device
             for name, state in self.pending_optimizer_states.items():
                 self.optimizers[name].load_state_dict(state)
             self.pending_optimizer_states = None
@@ -266,7 +300,11 @@ class TunitModel(BaseModel):
         self.loss_G_rec = torch.mean(torch.abs(self.x_rec - self.x_org))
         s_ref_ema = self.netC_ema.moco(self.x_ref)
         self.loss_G_sty = moco_loss(C.moco(self.x_fake), s_ref_ema, self.queue.tensor, opt.moco_t)
-        self.loss_G = opt.lambda_adv * self.loss_G_adv + opt.lambda_rec * self.loss_G_rec + opt.lambda_sty * self.loss_G_sty
+        self.loss_G = (
+            opt.lambda_adv * self.loss_G_adv
+            + opt.lambda_rec * self.loss_G_rec
+            + opt.lambda_sty * self.loss_G_sty
+        )
         self.zero_grad("G", "C")
         self.backward(self.loss_G)
         self.step("C", "G")  # C (the style encoder) is trained by the G loss too (clovaai/tunit#27)
@@ -309,41 +347,36 @@ class TunitModel(BaseModel):
 
     @torch.no_grad()
     def style_codes(self, device: torch.device) -> tuple[torch.Tensor, list[str]]:
-        """The styles to render with (K or R, sty_dim) and their labels; computed once, then cached."""
-        if self.styles is None:
-            opt = self.opt
-            if opt.tunit_styles:
-                from util.checkpoint import load_file
+        """The styles to render with, (K or R, sty_dim), and their visual labels; computed once, then cached.
 
-                self.styles = load_file(opt.tunit_styles)["styles"]
-                self.style_labels = [f"to_cluster{k}" for k in range(self.styles.size(0))]
+        Cluster mode (the paper's figures, clovaai/tunit#13/#26): images of ``--tunit_style_dir`` are assigned
+        to clusters by C_ema (or C) and each cluster's style is the mean of their C_ema style codes. Reference
+        mode: one style per image. Guiding nets run in eval mode (BatchNorm running statistics).
+        """
+        if self.styles is not None:
+            return self.styles.to(device), self.style_labels
+        opt = self.opt
+        if opt.tunit_styles:
+            saved = load_file(opt.tunit_styles)
+            self.styles, labels = saved["styles"], [f"to_cluster{k}" for k in saved.get("clusters", [])]
+            self.style_labels = labels or [f"to_cluster{k}" for k in range(self.styles.size(0))]
+            return self.styles.to(device), self.style_labels
+        limit = opt.tunit_max_style_images or (2000 if opt.tunit_style == "cluster" else 8)
+        images = style_images(opt.tunit_style_dir or opt.dataroot, opt.crop_size, opt.input_nc, limit)
+        with eval_mode(self.netC_ema, self.netC):
+            if opt.tunit_style == "reference":
+                self.styles = torch.cat([self.netC_ema.moco(x.to(device)) for x in images.split(50)])
+                self.style_labels = [f"to_ref{j}" for j in range(images.size(0))]
             else:
-                images = style_images(opt.tunit_style_dir or opt.dataroot, opt.crop_size, opt.input_nc,
-                                      opt.tunit_max_style_images if opt.tunit_style == "cluster" else opt.output_k)
-                if opt.tunit_style == "reference":
-                    self.styles = self._eval(self.netC_ema, lambda c: c.moco(images.to(device)))
-                    self.style_labels = [f"to_ref{j}" for j in range(images.size(0))]
-                else:
-                    assign = self.netC if opt.tunit_cluster_net == "C" else self.netC_ema
-                    styles, counts = self._eval(assign, lambda c: self._eval(
-                        self.netC_ema, lambda e: cluster_styles(c, e, images, opt.output_k, device)))
-                    empty = [k for k, n in enumerate(counts) if n == 0]
-                    if empty:
-                        print(f"warning: clusters {empty} got no style images; they are left out")
-                    keep = [k for k, n in enumerate(counts) if n > 0]
-                    self.styles = styles[keep]
-                    self.style_labels = [f"to_cluster{k}" for k in keep]
+                assign = self.netC if opt.tunit_cluster_net == "C" else self.netC_ema
+                styles, counts = cluster_styles(assign, self.netC_ema, images, opt.output_k, device)
+                keep = [k for k, n in enumerate(counts) if n > 0]
+                if len(keep) < len(counts):
+                    print(
+                        f"warning: clusters {[k for k, n in enumerate(counts) if n == 0]} got no style images"
+                    )
+                self.styles, self.style_labels = styles[keep], [f"to_cluster{k}" for k in keep]
         return self.styles.to(device), self.style_labels
-
-    @staticmethod
-    def _eval(net: nn.Module, fn):
-        """Run ``fn(net)`` with ``net`` in eval mode (BatchNorm running statistics), then restore its mode."""
-        was = net.training
-        net.eval()
-        try:
-            return fn(net)
-        finally:
-            net.train(was)
 
     def translate(self, real: torch.Tensor, direction: str) -> OrderedDict[str, torch.Tensor]:
         styles, labels = self.style_codes(real.device)

@@ -53,7 +53,12 @@ CONFIG_KEYS: dict[str, str | None] = {
     "dis.dim": "ndf", "dis.n_layer": "n_layer", "dis.num_scales": "num_scales", "dis.norm": "dis_norm",
     "dis.activ": "dis_activ", "dis.pad_type": "dis_pad_type", "dis.gan_type": "gan_type",
 }  # fmt: skip
-_PER_IMAGE_FREQS = ("save_latest_freq", "print_freq", "display_freq", "update_html_freq")  # counted in images here
+_PER_IMAGE_FREQS = (
+    "save_latest_freq",
+    "print_freq",
+    "display_freq",
+    "update_html_freq",
+)  # counted in images here
 
 
 def read_config(path: str) -> tuple[dict, list[str]]:
@@ -83,25 +88,30 @@ def read_config(path: str) -> tuple[dict, list[str]]:
 
 def _alias(parser, *names: str, dest: str, **kwargs) -> None:
     """Another spelling of an existing option; SUPPRESS keeps the option's own default."""
-    parser.add_argument(*names, dest=dest, default=argparse.SUPPRESS, help=f"alias of the {dest} option", **kwargs)
+    parser.add_argument(
+        *names, dest=dest, default=argparse.SUPPRESS, help=f"alias of the {dest} option", **kwargs
+    )
 
 
-def _dis_too_small(size: int, n_layer: int, num_scales: int, pad_type: str) -> bool:
-    """True when a layer of some D scale would get an input its padding cannot handle (reflect needs >= 2)."""
+def _dis_too_small(size: int, n_layer: int, num_scales: int) -> bool:
+    """True when some D layer would get an input under 2 px (its 4x4 kernel on a pad-1 map fails, as officially)."""
     for _ in range(num_scales):
         s = size
         for _ in range(n_layer):
-            if s < (1 if pad_type == "zero" else 2):
+            if s < 2:
                 return True
             s //= 2  # 4x4, stride 2, pad 1
         size = (size + 1) // 2  # AvgPool2d(3, 2, 1)
-    return s < 1
+    return False
 
 
 def find_official(path: str, kind: str, iteration: str = "latest") -> str | None:
     """``<kind>_%08d.pt`` in ``path`` or ``path/checkpoints`` (newest, or the given iteration), or path itself."""
     if os.path.isfile(path):
-        return path if kind == "gen" else os.path.join(os.path.dirname(path), f"dis{os.path.basename(path)[3:]}")
+        folder, name = os.path.split(path)
+        if kind == "gen" or not name.startswith("gen_"):
+            return path if kind == "gen" else None
+        return os.path.join(folder, "dis_" + name[4:])
     for folder in (path, os.path.join(path, "checkpoints")):
         if iteration.isdigit():
             name = os.path.join(folder, f"{kind}_{int(iteration):08d}.pt")
@@ -123,14 +133,28 @@ class UNITModel(BaseModel):
         g.add_argument("--config", default="", help="official UNIT YAML config; flags given here override it")
         _alias(g, "--gen.dim", "--gen_dim", dest="ngf", type=int)
         g.add_argument("--gen.n_downsample", "--n_downsample", dest="n_downsample", type=int, default=2)
-        g.add_argument("--gen.n_res", "--n_res", dest="n_res", type=int, default=4, help="ResBlocks in E and in G")
+        g.add_argument(
+            "--gen.n_res", "--n_res", dest="n_res", type=int, default=4, help="ResBlocks in E and in G"
+        )
         g.add_argument("--gen.activ", "--gen_activ", dest="gen_activ", default="relu", choices=ACTIVATIONS)
-        g.add_argument("--gen.pad_type", "--gen_pad_type", dest="gen_pad_type", default="reflect", choices=PAD_TYPES)
-        g.add_argument("--unit_shared_enc_blocks", type=int, default=0,
-                       help="last encoder ResBlocks shared by gen_a and gen_b (paper: 1; master: 0)")
-        g.add_argument("--unit_shared_dec_blocks", type=int, default=0,
-                       help="first decoder ResBlocks shared by gen_a and gen_b (paper: 1; master: 0)")
-        g.add_argument("--share_layers", type=int, default=None, help="shorthand: share N encoder and N decoder blocks")
+        g.add_argument(
+            "--gen.pad_type", "--gen_pad_type", dest="gen_pad_type", default="reflect", choices=PAD_TYPES
+        )
+        g.add_argument(
+            "--unit_shared_enc_blocks",
+            type=int,
+            default=0,
+            help="last encoder ResBlocks shared by gen_a and gen_b (paper: 1; master: 0)",
+        )
+        g.add_argument(
+            "--unit_shared_dec_blocks",
+            type=int,
+            default=0,
+            help="first decoder ResBlocks shared by gen_a and gen_b (paper: 1; master: 0)",
+        )
+        g.add_argument(
+            "--share_layers", type=int, default=None, help="shorthand: share N encoder and N decoder blocks"
+        )
         _alias(g, "--input_dim_a", dest="input_nc", type=int, choices=[1, 3])
         _alias(g, "--input_dim_b", dest="output_nc", type=int, choices=[1, 3])
         _alias(g, "--new_size", dest="load_size", type=int)
@@ -138,30 +162,47 @@ class UNITModel(BaseModel):
         _alias(g, "--data_root", dest="dataroot")
         _alias(g, "--num_workers", dest="num_threads", type=int)
         _alias(g, "--init", dest="init_type", choices=INIT_TYPES)
-        g.add_argument("--official_checkpoint", default="",
-                       help="official gen_XXXXXXXX.pt (dis_/optimizer.pt beside it are used when training)")
+        g.add_argument(
+            "--official_checkpoint",
+            default="",
+            help="official gen_XXXXXXXX.pt (dis_/optimizer.pt beside it are used when training)",
+        )
         parser.set_defaults(load_size=256, crop_size=256, ngf=64, ndf=64, init_type="kaiming")
         if not is_train:
             g.add_argument("--num_style", type=int, default=0, help="also decode N samples h + n per input")
-            g.add_argument("--minmax_output", action=argparse.BooleanOptionalAction, default=False,
-                           help="min-max stretch each image as the official test.py's save_image(normalize=True)")
+            g.add_argument(
+                "--minmax_output",
+                action=argparse.BooleanOptionalAction,
+                default=False,
+                help="min-max stretch each image as the official test.py's save_image(normalize=True)",
+            )
             return parser
         _alias(g, "--dis.dim", "--dis_dim", dest="ndf", type=int)
         g.add_argument("--dis.n_layer", "--n_layer", dest="n_layer", type=int, default=4)
         g.add_argument("--dis.num_scales", "--num_scales", dest="num_scales", type=int, default=3)
         g.add_argument("--dis.norm", "--dis_norm", dest="dis_norm", default="none", choices=NORM_TYPES)
         g.add_argument("--dis.activ", "--dis_activ", dest="dis_activ", default="lrelu", choices=ACTIVATIONS)
-        g.add_argument("--dis.pad_type", "--dis_pad_type", dest="dis_pad_type", default="reflect", choices=PAD_TYPES)
+        g.add_argument(
+            "--dis.pad_type", "--dis_pad_type", dest="dis_pad_type", default="reflect", choices=PAD_TYPES
+        )
         g.add_argument("--dis.gan_type", "--gan_type", dest="gan_type", default="lsgan", choices=GAN_TYPES)
-        for name, default, what in [("gan_w", 1.0, "adversarial"), ("recon_x_w", 10.0, "L1 x -> x"),
-                                    ("recon_kl_w", 0.01, "mean(h^2) of h_a, h_b"), ("recon_x_cyc_w", 10.0, "L1 cycle"),
-                                    ("recon_kl_cyc_w", 0.01, "mean(h^2) of the cycle latents"),
-                                    ("recon_h_w", 0.0, "documented, never read by the official code: must be 0"),
-                                    ("vgg_w", 0.0, "domain-invariant perceptual loss (needs --vgg_weights)"),
-                                    ("weight_decay", 1e-4, "Adam L2 weight decay (G and D)")]:
+        for name, default, what in [
+            ("gan_w", 1.0, "adversarial"),
+            ("recon_x_w", 10.0, "L1 x -> x"),
+            ("recon_kl_w", 0.01, "mean(h^2) of h_a, h_b"),
+            ("recon_x_cyc_w", 10.0, "L1 cycle"),
+            ("recon_kl_cyc_w", 0.01, "mean(h^2) of the cycle latents"),
+            ("recon_h_w", 0.0, "documented, never read by the official code: must be 0"),
+            ("vgg_w", 0.0, "domain-invariant perceptual loss (needs --vgg_weights)"),
+            ("weight_decay", 1e-4, "Adam L2 weight decay (G and D)"),
+        ]:
             g.add_argument(f"--{name}", type=float, default=default, help=what)
-        g.add_argument("--vgg_weights", default="", help="local VGG16 file: official vgg16.weight or torchvision's")
-        g.add_argument("--step_size", type=int, default=100000, help="iterations between lr decays (--lr_policy step)")
+        g.add_argument(
+            "--vgg_weights", default="", help="local VGG16 file: official vgg16.weight or torchvision's"
+        )
+        g.add_argument(
+            "--step_size", type=int, default=100000, help="iterations between lr decays (--lr_policy step)"
+        )
         g.add_argument("--gamma", type=float, default=0.5, help="lr decay factor (--lr_policy step)")
         _alias(g, "--max_iter", dest="max_steps", type=int)
         _alias(g, "--snapshot_save_iter", dest="save_latest_freq", type=int)
@@ -171,9 +212,18 @@ class UNITModel(BaseModel):
         for action in parser._actions:  # the official "constant" policy (no schedule) joins the base choices
             if action.dest == "lr_policy" and "constant" not in action.choices:
                 action.choices = [*action.choices, "constant"]
-        parser.set_defaults(lr=1e-4, beta1=0.5, beta2=0.999, lr_policy="step", max_steps=1_000_000,
-                            save_latest_freq=10000, print_freq=10, display_freq=500, update_html_freq=10000,
-                            save_epoch_freq=0)
+        parser.set_defaults(
+            lr=1e-4,
+            beta1=0.5,
+            beta2=0.999,
+            lr_policy="step",
+            max_steps=1_000_000,
+            save_latest_freq=10000,
+            print_freq=10,
+            display_freq=500,
+            update_html_freq=10000,
+            save_epoch_freq=0,
+        )
         return parser
 
     @classmethod
@@ -190,23 +240,33 @@ class UNITModel(BaseModel):
             if problems:
                 parser.error(f"--config {opt.config}: " + "; ".join(problems))
         if opt.share_layers is not None and (opt.unit_shared_enc_blocks or opt.unit_shared_dec_blocks):
-            parser.error("--share_layers is a shorthand for --unit_shared_enc_blocks/--unit_shared_dec_blocks: give one")
+            parser.error(
+                "--share_layers is a shorthand for --unit_shared_enc_blocks/--unit_shared_dec_blocks: give one"
+            )
         if any(n > opt.n_res for n in cls.shared_blocks(opt)) or min(cls.shared_blocks(opt)) < 0:
             parser.error(f"shared blocks must be between 0 and --gen.n_res ({opt.n_res})")
         if not opt.isTrain:
             return
         if opt.lr_policy not in ("step", "constant"):
-            parser.error(f"UNIT supports --lr_policy step (every --step_size iterations) or constant, not {opt.lr_policy}")
+            parser.error(
+                f"UNIT supports --lr_policy step (every --step_size iterations) or constant, not {opt.lr_policy}"
+            )
         if opt.recon_h_w != 0:
             parser.error("--recon_h_w is never read by the official trainer; no hidden reconstruction exists")
         if opt.vgg_w > 0 and not os.path.isfile(opt.vgg_weights):
-            parser.error(f"--vgg_w {opt.vgg_w} needs a local VGG16 file via --vgg_weights (got {opt.vgg_weights!r}); "
-                         "nothing is downloaded")
+            parser.error(
+                f"--vgg_w {opt.vgg_w} needs a local VGG16 file via --vgg_weights (got {opt.vgg_weights!r}); "
+                "nothing is downloaded"
+            )
         if opt.crop_size % 2**opt.n_downsample:
-            parser.error(f"--crop_size {opt.crop_size} must be divisible by 2**n_downsample = {2**opt.n_downsample}")
-        if _dis_too_small(opt.crop_size, opt.n_layer, opt.num_scales, opt.dis_pad_type):
-            parser.error(f"--crop_size {opt.crop_size} is too small for a D with {opt.num_scales} scales of "
-                         f"{opt.n_layer} layers; use >= {2 ** (opt.n_layer + opt.num_scales - 1)} or fewer scales")
+            parser.error(
+                f"--crop_size {opt.crop_size} must be divisible by 2**n_downsample = {2**opt.n_downsample}"
+            )
+        if _dis_too_small(opt.crop_size, opt.n_layer, opt.num_scales):
+            parser.error(
+                f"--crop_size {opt.crop_size} is too small for a D with {opt.num_scales} scales of "
+                f"{opt.n_layer} layers; use >= {2 ** (opt.n_layer + opt.num_scales - 1)} or fewer scales"
+            )
 
     @staticmethod
     def shared_blocks(opt) -> tuple[int, int]:
@@ -216,34 +276,60 @@ class UNITModel(BaseModel):
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.loss_names = ["dis_a", "dis_b", "dis_total", "gen_adv_a", "gen_adv_b", "gen_recon_x_a",
-                           "gen_recon_x_b", "gen_recon_kl_a", "gen_recon_kl_b", "gen_cyc_x_a", "gen_cyc_x_b",
-                           "gen_recon_kl_cyc_aba", "gen_recon_kl_cyc_bab", "gen_total"]
+        self.loss_names = [
+            "dis_a",
+            "dis_b",
+            "dis_total",
+            "gen_adv_a",
+            "gen_adv_b",
+            "gen_recon_x_a",
+            "gen_recon_x_b",
+            "gen_recon_kl_a",
+            "gen_recon_kl_b",
+            "gen_cyc_x_a",
+            "gen_cyc_x_b",
+            "gen_recon_kl_cyc_aba",
+            "gen_recon_kl_cyc_bab",
+            "gen_total",
+        ]
         self.visual_names = ["real_A", "rec_A", "fake_B", "cyc_A", "real_B", "rec_B", "fake_A", "cyc_B"]
         self.model_names = ["gen_a", "gen_b", "dis_a", "dis_b"] if self.isTrain else ["gen_a", "gen_b"]
         # Noise source of the posterior samples z = h + n; tests replace it to inject the official draws.
         self.noise_fn = torch.randn_like
         self.sample_generator: torch.Generator | None = None
-        g = dict(dim=opt.ngf, n_downsample=opt.n_downsample, n_res=opt.n_res, activ=opt.gen_activ,
-                 pad_type=opt.gen_pad_type)
+        g = dict(
+            dim=opt.ngf,
+            n_downsample=opt.n_downsample,
+            n_res=opt.n_res,
+            activ=opt.gen_activ,
+            pad_type=opt.gen_pad_type,
+        )
         self.gen_a = VAEGen(input_dim=opt.input_nc, **g)
         self.gen_b = VAEGen(input_dim=opt.output_nc, **g)
         share_blocks(self.gen_a, self.gen_b, *self.shared_blocks(opt))
         init = weights_init("gaussian" if opt.init_type == "normal" else opt.init_type)
         if not self.isTrain:
-            self.gen_a.apply(init), self.gen_b.apply(init)
+            self.gen_a.apply(init)
+            self.gen_b.apply(init)
             return
-        d = dict(dim=opt.ndf, n_layer=opt.n_layer, num_scales=opt.num_scales, norm=opt.dis_norm,
-                 activ=opt.dis_activ, pad_type=opt.dis_pad_type)
+        d = dict(
+            dim=opt.ndf,
+            n_layer=opt.n_layer,
+            num_scales=opt.num_scales,
+            norm=opt.dis_norm,
+            activ=opt.dis_activ,
+            pad_type=opt.dis_pad_type,
+        )
         self.dis_a = MsImageDis(input_dim=opt.input_nc, **d)
         self.dis_b = MsImageDis(input_dim=opt.output_nc, **d)
         # Official order: `init` on every network, then both Ds again with N(0, 0.02).
         for net in (self.gen_a, self.gen_b, self.dis_a, self.dis_b):
             net.apply(init)
-        self.dis_a.apply(weights_init("gaussian")), self.dis_b.apply(weights_init("gaussian"))
+        self.dis_a.apply(weights_init("gaussian"))
+        self.dis_b.apply(weights_init("gaussian"))
         self.perceptual = PerceptualLoss.from_file(opt.vgg_weights) if opt.vgg_w > 0 else None
         if self.perceptual is not None:
-            self.loss_names.insert(-1, "gen_vgg_a"), self.loss_names.insert(-1, "gen_vgg_b")
+            self.loss_names[-1:-1] = ["gen_vgg_a", "gen_vgg_b"]
         adam = dict(lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
         # Shared blocks must be stepped once per iteration: each tensor appears once (unlike PyTorch-GAN's UNIT).
         self.optimizers["G"] = torch.optim.Adam(unique_parameters([self.gen_a, self.gen_b]), **adam)
@@ -259,13 +345,17 @@ class UNITModel(BaseModel):
     def setup(self, verbose: bool = False) -> None:
         """Per-iteration StepLR (official ``get_scheduler``), and an official checkpoint if one was given."""
         opt = self.opt
-        iteration = self.load_official(opt.official_checkpoint) if opt.official_checkpoint else 0
+        iteration = (
+            self.load_official(opt.official_checkpoint) if self.isTrain and opt.official_checkpoint else 0
+        )
         if self.isTrain and opt.lr_policy == "step":
             self.schedulers = {n: torch.optim.lr_scheduler.StepLR(o, opt.step_size, opt.gamma)
-                               for n, o in self.optimizers.items()}
-            for sched in self.schedulers.values():  # continue an official run at its learning rate
-                for _ in range(iteration):
-                    sched.step()
+                               for n, o in self.optimizers.items()}  # fmt: skip
+            for name, sched in self.schedulers.items():  # continue an official run at its learning rate
+                sched.last_epoch = iteration
+                for group in self.optimizers[name].param_groups:
+                    group["lr"] = group["initial_lr"] * opt.gamma ** (iteration // opt.step_size)
+                sched._last_lr = [group["lr"] for group in self.optimizers[name].param_groups]
         self.print_networks(verbose)
         if any(self.shared_blocks(opt)):
             n = sum(p.numel() for p in unique_parameters([self.gen_a, self.gen_b]))
@@ -329,7 +419,10 @@ class UNITModel(BaseModel):
         self.loss_gen_recon_x_a = recon_loss(self.rec_A, self.real_A)
         self.loss_gen_recon_x_b = recon_loss(self.rec_B, self.real_B)
         self.loss_gen_recon_kl_a, self.loss_gen_recon_kl_b = kl_loss(h_a), kl_loss(h_b)
-        self.loss_gen_recon_kl_cyc_aba, self.loss_gen_recon_kl_cyc_bab = kl_loss(h_a_recon), kl_loss(h_b_recon)
+        self.loss_gen_recon_kl_cyc_aba, self.loss_gen_recon_kl_cyc_bab = (
+            kl_loss(h_a_recon),
+            kl_loss(h_b_recon),
+        )
         self.loss_gen_adv_a = gen_adv_loss(self.dis_a(self.fake_A), opt.gan_type)
         self.loss_gen_adv_b = gen_adv_loss(self.dis_b(self.fake_B), opt.gan_type)
         if self.perceptual is not None:  # across domains: content of x_ba vs x_b
@@ -391,7 +484,7 @@ class UNITModel(BaseModel):
         if with_dis is False or not self.isTrain:
             return 0
         dis_path = find_official(gen_path, "dis")
-        if os.path.isfile(dis_path):
+        if dis_path is not None and os.path.isfile(dis_path):
             self._load_pair(dis_path, self.dis_a, self.dis_b)
         opt_path = os.path.join(os.path.dirname(gen_path), "optimizer.pt")
         if os.path.isfile(opt_path):
@@ -414,8 +507,13 @@ class UNITModel(BaseModel):
             try:  # clean_state_dict drops the InstanceNorm running stats of torch-0.3 files (official converter)
                 net.load_state_dict(clean_state_dict(state[key], net.state_dict()), strict=True)
             except RuntimeError as exc:
-                raise CheckpointError(f"{path}['{key}'] does not fit (--gen.dim/--n_res/...?): "
-                                      f"{str(exc).splitlines()[0]}") from exc
-        shared = {k for k, v in net_a.state_dict().items() if v.data_ptr() == net_b.state_dict()[k].data_ptr()}
+                raise CheckpointError(
+                    f"{path}['{key}'] does not fit (--gen.dim/--n_res/...?): {str(exc).splitlines()[0]}"
+                ) from exc
+        shared = {
+            k for k, v in net_a.state_dict().items() if v.data_ptr() == net_b.state_dict()[k].data_ptr()
+        }
         if any(not torch.equal(state["a"][k], state["b"][k]) for k in shared):
-            raise CheckpointError(f"{path} was trained without shared blocks; drop --unit_shared_*/--share_layers")
+            raise CheckpointError(
+                f"{path} was trained without shared blocks; drop --unit_shared_*/--share_layers"
+            )

@@ -66,6 +66,8 @@ def input_folder(opt, direction: str) -> tuple[str, int]:
 
 
 class Tester:
+    __test__ = False  # not a pytest class
+
     def __init__(self, opt):
         self.opt = opt
         self.device = select_device(opt.gpu_ids, DistInfo())

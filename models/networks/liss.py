@@ -271,11 +271,26 @@ class LiSSGenerator(nn.Module):
         self.decoder = _decoder(out_ch, tanh=True, **trunk)
         self.depth = _decoder(1, tanh=False, **trunk)
         self.gray = _decoder(3, tanh=True, **trunk)
-        self.rotation = _classifier(4 * ngf, 4, norm, head_map_size, fix_head_norm)
-        self.jigsaw = _classifier(4 * ngf, len(JIGSAW_PERMUTATIONS), norm, head_map_size, fix_head_norm)
+        self._head_args = (4 * ngf, norm, fix_head_norm)
+        self.head_map_size = 0
+        self.set_head_map_size(head_map_size)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder(self.encoder(x))
+
+    def set_head_map_size(self, head_map_size: int) -> None:
+        """(Re)build the rotation/jigsaw heads for another crop size (fresh weights; a no-op if unchanged).
+
+        Inference only needs the translation decoder, but a checkpoint trained at another crop size must still
+        load strictly: loaders call this with the size read from the file's ``rotation.11.weight``.
+        """
+        if head_map_size == self.head_map_size:
+            return
+        in_ch, norm, fix_head_norm = self._head_args
+        device = self.encoder.model[1].weight.device
+        self.rotation = _classifier(in_ch, 4, norm, head_map_size, fix_head_norm).to(device)
+        self.jigsaw = _classifier(in_ch, len(JIGSAW_PERMUTATIONS), norm, head_map_size, fix_head_norm).to(device)
+        self.head_map_size = head_map_size
 
 
 class RotationalNLayerDiscriminator(nn.Module):

@@ -1,0 +1,245 @@
+"""CUT / FastCUT: presets, sizes, one-step semantics, the NCE loss, gradient correctness, official files, CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+
+import models
+import test as test_script
+import train
+from data.cut_unaligned_dataset import CUTUnalignedDataset
+from models.losses.patchnce import patch_nce_loss
+from models.networks import count_parameters
+from models.networks.heads import sample_patch_ids
+from options import TestOptions, TrainOptions
+
+SMALL = ["--netF_nc", "64", "--num_patches", "32"]
+
+
+def make_model(train_args, *extra, model="cut", double=False):
+    opt = TrainOptions().parse(train_args(*SMALL, *extra, model=model), save=False)
+    torch.manual_seed(0)
+    net = models.create_model(opt)
+    return net.double() if double else net
+
+
+def batch(n=1, size=32, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return {"A": torch.rand(n, 3, size, size, generator=g, dtype=dtype) * 2 - 1,
+            "B": torch.rand(n, 3, size, size, generator=g, dtype=dtype) * 2 - 1}
+
+
+def fixed_ids(model, size=32, seed=1):
+    """One id tensor per tapped layer, for a size x size input."""
+    with torch.no_grad():
+        shapes = [f.shape for f in model.netG.encode(torch.zeros(1, 3, size, size, dtype=torch.float64
+                                                                 if next(model.parameters()).dtype == torch.float64
+                                                                 else torch.float32), model.nce_layers)]
+    g = torch.Generator().manual_seed(seed)
+    return [sample_patch_ids(s[2] * s[3], model.opt.num_patches, g) for s in shapes]
+
+
+def inference_argv(root, tmp_path, name, *extra):
+    return ["--model", "cut", "--dataroot", root, "--name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"),
+            "--gpu_ids", "-1", "--ngf", "8", "--load_size", "32", "--crop_size", "32", "--num_threads", "0",
+            "--no_progress", *extra]
+
+
+def snapshot(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+# ---------------------------------------------------------------- options
+
+
+def test_presets_come_from_parsed_options(train_args, monkeypatch):
+    cut = TrainOptions().parse(train_args(model="cut"), save=False)
+    assert (cut.nce_idt, cut.lambda_NCE, cut.flip_equivariance, cut.n_epochs, cut.n_epochs_decay) == (
+        True, 1.0, False, 200, 200)
+    assert (cut.pool_size, cut.init_type, cut.no_dropout, cut.dataset_mode) == (0, "xavier", True, "cut_unaligned")
+    assert (cut.num_patches, cut.nce_T, cut.netF, cut.nce_layers) == (256, 0.07, "mlp_sample", "0,4,8,12,16")
+    # Bug #14: the official presets re-read sys.argv; ours depend only on the parsed list.
+    monkeypatch.setattr(sys, "argv", ["train.py", "--CUT_mode", "FastCUT"])
+    assert TrainOptions().parse(train_args(model="cut"), save=False).nce_idt is True
+    fast = TrainOptions().parse(train_args("--CUT_mode", "FastCUT", model="cut"), save=False)
+    assert (fast.nce_idt, fast.lambda_NCE, fast.flip_equivariance, fast.n_epochs, fast.n_epochs_decay) == (
+        False, 10.0, True, 150, 50)
+    # Explicit flags beat the preset.
+    mixed = TrainOptions().parse(train_args("--CUT_mode", "fastcut", "--lambda_NCE", "3", "--nce_idt", "True",
+                                            model="cut"), save=False)
+    assert (mixed.lambda_NCE, mixed.nce_idt, mixed.flip_equivariance) == (3.0, True, True)
+    with pytest.raises(SystemExit):  # a real choice list: "CU" is no longer accepted as a substring
+        TrainOptions().parse(train_args("--CUT_mode", "CU", model="cut"), save=False)
+    with pytest.raises(SystemExit):
+        TrainOptions().parse(train_args("--netG", "unet_256", model="cut"), save=False)
+
+
+# ---------------------------------------------------------------- sizes and keys
+
+
+def test_parameter_counts_buffers_and_keys(train_args):
+    full = TrainOptions().parse(train_args("--ngf", "64", "--ndf", "64", model="cut"), save=False)
+    model = models.create_model(full)
+    assert [count_parameters(model.netG), count_parameters(model.netD), count_parameters(model.netF)] == [
+        11_378_179, 2_764_737, 560_384]
+    assert sum(b.numel() for b in model.netG.buffers()) == 9_600
+    assert sum(b.numel() for b in model.netD.buffers()) == 4_032
+    g_keys, d_keys = model.netG.state_dict().keys(), model.netD.state_dict().keys()
+    assert {f"model.{i}.filt" for i in (7, 11, 21, 25)} <= set(g_keys)
+    assert {"model.2.filt", "model.6.filt", "model.10.filt", "model.14.weight"} <= set(d_keys)
+    assert "mlp_4.2.bias" in model.netF.state_dict()
+    small = make_model(train_args)  # ngf = ndf = 8, netF_nc 64
+    assert [count_parameters(small.netG), count_parameters(small.netD), count_parameters(small.netF)] == [
+        180_419, 44_537, 28_480]
+    assert model.netF.nc == 256 and small.tap_channels() == [3, 16, 32, 32, 32]
+
+
+# ---------------------------------------------------------------- one step
+
+
+def test_one_step_changes_G_D_F_and_G_GAN_uses_the_updated_D(train_args):
+    model = make_model(train_args)
+    model.set_input(batch())
+    before = {n: snapshot(getattr(model, n)) for n in model.model_names}
+    model.optimize_parameters()
+    for name in model.model_names:
+        after = snapshot(getattr(model, name))
+        assert any(not torch.equal(after[k], before[name][k]) for k in after if not k.endswith("filt")), name
+    assert set(model.get_current_losses()) == {"G_GAN", "D_real", "D_fake", "G", "NCE", "NCE_Y"}
+    assert model.idt_B.shape == model.fake_B.shape == (1, 3, 32, 32)
+    with torch.no_grad():  # D did not move in the G step, so this recomputes the logged G_GAN exactly
+        g_gan = ((model.netD(model.fake_B) - 1) ** 2).mean()
+    torch.testing.assert_close(model.loss_G_GAN.detach(), g_gan, rtol=0, atol=0)
+    expected_G = model.loss_G_GAN + 0.5 * (model.loss_NCE + model.loss_NCE_Y)
+    torch.testing.assert_close(model.loss_G, expected_G)
+
+
+def test_fastcut_step_has_no_identity_term(train_args):
+    model = make_model(train_args, "--CUT_mode", "FastCUT")
+    model.set_input(batch())
+    model.inject_draws(flip=[True])
+    model.optimize_parameters()
+    assert "NCE_Y" not in model.get_current_losses() and not hasattr(model, "idt_B")
+    assert model.flipped_for_equivariance
+    torch.testing.assert_close(model.loss_G, model.loss_G_GAN + model.loss_NCE)
+
+
+def test_nce_matches_its_definition_with_flip(train_args):
+    model = make_model(train_args, "--CUT_mode", "FastCUT", "--batch_size", "2")
+    data = batch(n=2)
+    model.set_input(data)
+    ids = fixed_ids(model)
+    model.inject_draws(flip=[True], patch_ids=[ids])
+    with torch.no_grad():
+        model.forward()
+        torch.testing.assert_close(model.fake_B, model.netG(torch.flip(data["A"], [3])))
+        loss = model.nce_loss(model.real_A, model.fake_B)
+        # By hand: queries are G_enc(fake_B) flipped back, keys G_enc(A); negatives per image (real batch 2).
+        q = [torch.flip(f, [3]) for f in model.netG.encode(model.fake_B, model.nce_layers)]
+        k = model.netG.encode(data["A"], model.nce_layers)
+        qp, _ = model.netF(q, 32, ids)
+        kp, _ = model.netF(k, 32, ids)
+        by_hand = sum(patch_nce_loss(a, b, 2, 0.07).mean() * 10.0 for a, b in zip(qp, kp)) / 5
+    torch.testing.assert_close(loss, by_hand, rtol=1e-6, atol=1e-6)
+
+
+def test_nce_gradient_matches_finite_differences_in_float64_at_batch_1(train_args):
+    """Bug #16: with the official channels-last gather, CPU InstanceNorm backward at batch 1 is wrong."""
+    model = make_model(train_args, double=True)
+    real_A = batch(dtype=torch.float64)["A"]
+    ids = fixed_ids(model)
+    with torch.no_grad():
+        keys = model.netG.encode(real_A, model.nce_layers)  # the key side is detached: hold it fixed
+
+    def loss() -> torch.Tensor:
+        model.inject_draws(patch_ids=[ids])
+        return model.nce_loss(real_A, model.netG(real_A), feat_k=keys)
+
+    weight = model.netG.model[1].weight  # upstream of every InstanceNorm of G
+    direction = torch.randn(weight.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    (grad,) = torch.autograd.grad(loss(), weight)
+    analytic = float((grad * direction).sum())
+    eps = 1e-7
+    with torch.no_grad():
+        weight += eps * direction
+        plus = float(loss())
+        weight -= 2 * eps * direction
+        minus = float(loss())
+        weight += eps * direction
+    numeric = (plus - minus) / (2 * eps)
+    assert abs(numeric - analytic) <= 1e-6 * abs(analytic), (numeric, analytic)
+
+
+# ---------------------------------------------------------------- official files
+
+
+def official_state(net, prefix="module.", drop_filt=False):
+    return {prefix + k: v.clone() for k, v in net.state_dict().items() if not (drop_filt and k.endswith("filt"))}
+
+
+def test_official_checkpoints_load(train_args, synthetic_root, tmp_path):
+    source = make_model(train_args)
+    expr = tmp_path / "official"
+    expr.mkdir()
+    # CPU saves of the CUT repo carry "module."; older files lack the constant blur buffers.
+    torch.save(official_state(source.netG, drop_filt=True), expr / "latest_net_G.pth")
+    torch.save(official_state(source.netF), expr / "latest_net_F.pth")
+    torch.save(official_state(source.netD, prefix=""), expr / "latest_net_D.pth")
+    torch.manual_seed(1)
+    target = models.create_model(TrainOptions().parse(train_args(*SMALL, model="cut"), save=False))
+    assert not torch.equal(target.netG.model[1].weight, source.netG.model[1].weight)
+    assert target.import_official(str(expr), "latest", ["netG", "netF", "netD"])
+    for name in ("netG", "netF", "netD"):
+        a, b = snapshot(getattr(source, name)), snapshot(getattr(target, name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    test_opt = TestOptions().parse(inference_argv(synthetic_root, tmp_path, "official"), save=False)
+    tester = models.create_model(test_opt)
+    assert tester.model_names == ["netG"] and tester.inference_names == ["netG"]
+    assert tester.import_official(str(expr), "latest", tester.inference_names)
+    x = batch()["A"]
+    with torch.no_grad():
+        torch.testing.assert_close(tester.translate(x, "AtoB")["fake_B"], source.netG(x))
+
+
+# ---------------------------------------------------------------- data: decay-phase resize (#15)
+
+
+def test_decay_phase_resizes_to_crop_size(train_args):
+    opt = TrainOptions().parse(train_args("--load_size", "40", "--n_epochs", "2", model="cut"), save=False)
+    dataset = CUTUnalignedDataset(opt)
+    dataset.set_epoch(2)
+    assert dataset.load_size == 40
+    dataset.set_epoch(3)
+    assert dataset.load_size == 32 and dataset[0]["A"].shape == (3, 32, 32)
+    off = TrainOptions().parse(train_args("--load_size", "40", "--n_epochs", "2", "--no-resize_in_decay",
+                                          model="cut"), save=False)
+    plain = CUTUnalignedDataset(off)
+    plain.set_epoch(3)
+    assert plain.load_size == 40
+    wide = CUTUnalignedDataset(TrainOptions().parse(
+        train_args("--load_size", "64", "--n_epochs", "1", "--resize_half_height", model="cut"), save=False))
+    wide.set_epoch(1)
+    assert wide[0]["A"].shape == (3, 32, 32)
+    wide.set_epoch(2)  # decay: width 2 * crop so the height stays crop_size
+    assert wide.load_size == 64 and wide[0]["A"].shape == (3, 32, 32)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_train_and_test_scripts_run(train_args, synthetic_root, tmp_path):
+    args = train_args(*SMALL, "--n_epochs", "1", "--n_epochs_decay", "1", "--max_dataset_size", "2",
+                      "--CUT_mode", "FastCUT", name="cut_cli", model="cut")
+    assert train.main(args) == 0
+    ckpt = torch.load(tmp_path / "checkpoints" / "cut_cli" / "latest.pth", map_location="cpu", weights_only=True)
+    assert set(ckpt["networks"]) == {"netG", "netF", "netD"} and set(ckpt["optimizers"]) == {"G", "D", "F"}
+    assert ckpt["progress"]["epoch"] == 3
+    results = tmp_path / "results"
+    argv = inference_argv(synthetic_root, tmp_path, "cut_cli", "--results_dir", str(results), "--num_test", "2")
+    assert test_script.main(argv) == 0
+    images = os.listdir(results / "cut_cli" / "test_latest" / "images")
+    assert sum(name.endswith("_fake_B.png") for name in images) == 2
