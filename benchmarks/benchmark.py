@@ -43,8 +43,21 @@ def sync(device: torch.device) -> None:
 
 def benchmark(train_args: list[str], iters: int, warmup: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        args = ["--checkpoints_dir", tmp, "--display_id", "0", "--no_html", "--no_progress",
-                "--num_threads", "0", "--print_freq", "1000000", "--display_freq", "1000000", *train_args]
+        args = [
+            "--checkpoints_dir",
+            tmp,
+            "--display_id",
+            "0",
+            "--no_html",
+            "--no_progress",
+            "--num_threads",
+            "0",
+            "--print_freq",
+            "1000000",
+            "--display_freq",
+            "1000000",
+            *train_args,
+        ]
         opt = TrainOptions().parse(args, save=False)
         trainer = Trainer(opt)
         batch = move_to(next(iter(trainer.loader)), trainer.device)
@@ -60,9 +73,15 @@ def benchmark(train_args: list[str], iters: int, warmup: int) -> dict:
                 times.append(time.perf_counter() - t0)
         median = statistics.median(times)
         return {
-            "model": opt.model, "crop_size": opt.crop_size, "batch_size": opt.batch_size, "amp": opt.amp,
-            "device": str(trainer.device), "threads": torch.get_num_threads(), "iters": iters,
-            "s_per_iter_median": round(median, 4), "s_per_iter_min": round(min(times), 4),
+            "model": opt.model,
+            "crop_size": opt.crop_size,
+            "batch_size": opt.batch_size,
+            "amp": opt.amp,
+            "device": str(trainer.device),
+            "threads": torch.get_num_threads(),
+            "iters": iters,
+            "s_per_iter_median": round(median, 4),
+            "s_per_iter_min": round(min(times), 4),
             "images_per_s": round(opt.batch_size / median, 3),
             "peak_memory_mb": round(peak_memory_mb(trainer.device), 1),
             "args": " ".join(train_args),
@@ -72,7 +91,9 @@ def benchmark(train_args: list[str], iters: int, warmup: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     own, train_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--iters", type=int, default=6, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")

@@ -41,7 +41,9 @@ class BaseModel(nn.Module, ABC):
 
     # ------------------------------------------------------------------ options
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         """Add model-specific options or change base defaults."""
         return parser
 
@@ -117,7 +119,9 @@ class BaseModel(nn.Module, ABC):
                     p.requires_grad_(requires_grad)
 
     def networks(self) -> dict[str, nn.Module]:
-        return {name: getattr(self, name) for name in self.model_names if getattr(self, name, None) is not None}
+        return {
+            name: getattr(self, name) for name in self.model_names if getattr(self, name, None) is not None
+        }
 
     # ------------------------------------------------------------------ setup, schedules, hooks
     def setup(self, verbose: bool = False) -> None:
@@ -167,13 +171,17 @@ class BaseModel(nn.Module, ABC):
         return losses
 
     def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
-        return OrderedDict((n, getattr(self, n)) for n in self.visual_names if torch.is_tensor(getattr(self, n, None)))
+        return OrderedDict(
+            (n, getattr(self, n)) for n in self.visual_names if torch.is_tensor(getattr(self, n, None))
+        )
 
     # ------------------------------------------------------------------ state
     def network_state(self) -> dict[str, dict]:
         return {name: net.state_dict() for name, net in self.networks().items()}
 
-    def load_network_state(self, states: dict[str, dict], names: list[str] | None = None, source: str = "") -> None:
+    def load_network_state(
+        self, states: dict[str, dict], names: list[str] | None = None, source: str = ""
+    ) -> None:
         for name in names or list(self.networks()):
             if name not in states:
                 raise CheckpointError(f"{source}: no weights for network {name!r} (has: {', '.join(states)})")

@@ -26,8 +26,12 @@ class CycleGANModel(BaseModel):
         if is_train:
             parser.add_argument("--lambda_A", type=float, default=10.0, help="weight of cycle loss A->B->A")
             parser.add_argument("--lambda_B", type=float, default=10.0, help="weight of cycle loss B->A->B")
-            parser.add_argument("--lambda_identity", type=float, default=0.5,
-                                help="identity loss weight, relative to lambda_A/lambda_B (0 disables it)")
+            parser.add_argument(
+                "--lambda_identity",
+                type=float,
+                default=0.5,
+                help="identity loss weight, relative to lambda_A/lambda_B (0 disables it)",
+            )
         return parser
 
     @classmethod
@@ -46,14 +50,24 @@ class CycleGANModel(BaseModel):
         self.visual_names = visual_A + visual_B
         self.model_names = ["netG_A", "netG_B", "netD_A", "netD_B"] if self.isTrain else ["netG_A", "netG_B"]
 
-        g_kwargs = dict(ngf=opt.ngf, norm=opt.norm, use_dropout=not opt.no_dropout,
-                        init_type=opt.init_type, init_gain=opt.init_gain)
+        g_kwargs = dict(
+            ngf=opt.ngf,
+            norm=opt.norm,
+            use_dropout=not opt.no_dropout,
+            init_type=opt.init_type,
+            init_gain=opt.init_gain,
+        )
         self.netG_A = build_generator(opt.netG, opt.input_nc, opt.output_nc, **g_kwargs)
         self.netG_B = build_generator(opt.netG, opt.output_nc, opt.input_nc, **g_kwargs)
         if not self.isTrain:
             return
-        d_kwargs = dict(ndf=opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
-                        init_type=opt.init_type, init_gain=opt.init_gain)
+        d_kwargs = dict(
+            ndf=opt.ndf,
+            n_layers_D=opt.n_layers_D,
+            norm=opt.norm,
+            init_type=opt.init_type,
+            init_gain=opt.init_gain,
+        )
         self.netD_A = build_discriminator(opt.netD, opt.output_nc, **d_kwargs)
         self.netD_B = build_discriminator(opt.netD, opt.input_nc, **d_kwargs)
         self.fake_A_pool = ImagePool(opt.pool_size)
@@ -63,9 +77,11 @@ class CycleGANModel(BaseModel):
         self.criterionIdt = torch.nn.L1Loss()
         betas = (opt.beta1, opt.beta2)
         self.optimizers["G"] = torch.optim.Adam(
-            [*self.netG_A.parameters(), *self.netG_B.parameters()], lr=opt.lr, betas=betas)
+            [*self.netG_A.parameters(), *self.netG_B.parameters()], lr=opt.lr, betas=betas
+        )
         self.optimizers["D"] = torch.optim.Adam(
-            [*self.netD_A.parameters(), *self.netD_B.parameters()], lr=opt.lr, betas=betas)
+            [*self.netD_A.parameters(), *self.netD_B.parameters()], lr=opt.lr, betas=betas
+        )
 
     def size_multiple(self) -> int:
         return size_multiple(self.opt.netG)
@@ -96,8 +112,14 @@ class CycleGANModel(BaseModel):
         self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True, for_discriminator=False)
         self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * lambda_A
         self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * lambda_B
-        return (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
-                + self.loss_idt_A + self.loss_idt_B)
+        return (
+            self.loss_G_A
+            + self.loss_G_B
+            + self.loss_cycle_A
+            + self.loss_cycle_B
+            + self.loss_idt_A
+            + self.loss_idt_B
+        )
 
     def discriminator_loss(self, netD, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Half the sum of the real and fake terms, slowing D relative to G as the official code does."""

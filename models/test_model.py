@@ -21,8 +21,11 @@ class TestModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         parser.set_defaults(dataset_mode="single", no_dropout=True)
-        parser.add_argument("--model_suffix", default="",
-                            help="load <epoch>_net_G<suffix>.pth, e.g. _A for the G_A of a CycleGAN run")
+        parser.add_argument(
+            "--model_suffix",
+            default="",
+            help="load <epoch>_net_G<suffix>.pth, e.g. _A for the G_A of a CycleGAN run",
+        )
         return parser
 
     @classmethod
@@ -34,9 +37,16 @@ class TestModel(BaseModel):
         super().__init__(opt)
         self.visual_names = ["real", "fake"]
         self.model_names = ["netG"]
-        self.netG = build_generator(opt.netG, opt.input_nc, opt.output_nc, ngf=opt.ngf, norm=opt.norm,
-                                    use_dropout=not opt.no_dropout, init_type=opt.init_type,
-                                    init_gain=opt.init_gain)
+        self.netG = build_generator(
+            opt.netG,
+            opt.input_nc,
+            opt.output_nc,
+            ngf=opt.ngf,
+            norm=opt.norm,
+            use_dropout=not opt.no_dropout,
+            init_type=opt.init_type,
+            init_gain=opt.init_gain,
+        )
 
     def size_multiple(self) -> int:
         return size_multiple(self.opt.netG)

@@ -65,18 +65,29 @@ class BaseOptions:
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         g = parser.add_argument_group("experiment")
-        g.add_argument("--dataroot", default=None,
-                       help="dataset folder (trainA, trainB, ...); omitted: a built-in synthetic dataset is made and used")
-        g.add_argument("--name", default=DEFAULT_NAME, help="experiment name; checkpoints go to checkpoints_dir/name")
+        g.add_argument(
+            "--dataroot",
+            default=None,
+            help="dataset folder (trainA, trainB, ...); omitted: a built-in synthetic dataset is made and used",
+        )
+        g.add_argument(
+            "--name", default=DEFAULT_NAME, help="experiment name; checkpoints go to checkpoints_dir/name"
+        )
         g.add_argument("--model", default="cycle_gan", choices=models.model_names(), help="model to use")
-        g.add_argument("--gpu_ids", default="0", help="e.g. 0  0,1,2  -1 for CPU (falls back to CPU without CUDA)")
+        g.add_argument(
+            "--gpu_ids", default="0", help="e.g. 0  0,1,2  -1 for CPU (falls back to CPU without CUDA)"
+        )
         g.add_argument("--checkpoints_dir", default="./checkpoints")
-        g.add_argument("--seed", type=int, default=0, help="seeds weights, data order, augmentation and pools")
+        g.add_argument(
+            "--seed", type=int, default=0, help="seeds weights, data order, augmentation and pools"
+        )
         g.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"], help="mixed precision")
         add_flag(g, "--verbose", help="print network architectures")
         add_flag(g, "--dry_run", help="build the model and data, print networks and parameter counts, exit")
         add_flag(g, "--no_progress", help="no tqdm progress bars")
-        g.add_argument("--suffix", default="", help="appended to --name, formatted with the options: {model}_{netG}")
+        g.add_argument(
+            "--suffix", default="", help="appended to --name, formatted with the options: {model}_{netG}"
+        )
 
         g = parser.add_argument_group("networks")
         g.add_argument("--input_nc", type=int, default=3, choices=[1, 3], help="channels of input images")
@@ -84,8 +95,11 @@ class BaseOptions:
         g.add_argument("--ngf", type=int, default=64, help="generator filters in the last conv layer")
         g.add_argument("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
         g.add_argument("--netD", default="basic", choices=["basic", "n_layers", "pixel"])
-        g.add_argument("--netG", default="resnet_9blocks",
-                       choices=["resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"])
+        g.add_argument(
+            "--netG",
+            default="resnet_9blocks",
+            choices=["resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"],
+        )
         g.add_argument("--n_layers_D", type=int, default=3, help="only used if netD is n_layers")
         g.add_argument("--norm", default="instance", choices=["instance", "batch", "none"])
         g.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
@@ -101,18 +115,24 @@ class BaseOptions:
         g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
         g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
         g.add_argument("--max_dataset_size", type=int, default=sys.maxsize, help="cap on images per domain")
-        g.add_argument("--preprocess", default="resize_and_crop",
-                       choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"])
+        g.add_argument(
+            "--preprocess",
+            default="resize_and_crop",
+            choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"],
+        )
         add_flag(g, "--no_flip", help="no random horizontal flips")
         g.add_argument("--display_winsize", type=int, default=256, help="display and HTML image size")
-        g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest, best or an epoch number")
+        g.add_argument(
+            "--epoch", default="latest", help="which checkpoint to load: latest, best or an epoch number"
+        )
         return parser
 
     # ------------------------------------------------------------------ parsing
     def build_parser(self, args: list[str] | None) -> argparse.ArgumentParser:
         """Three passes: base options, then the model's, then the dataset mode's (the model may change its default)."""
         parser = argparse.ArgumentParser(
-            description="Unpaired image-to-image translation", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+            description="Unpaired image-to-image translation",
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(args)

@@ -13,16 +13,30 @@ class TestOptions(BaseOptions):
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser = super().initialize(parser)
         g = parser.add_argument_group("testing")
-        g.add_argument("--results_dir", default="./results/", help="results go to results_dir/name/phase_epoch/")
+        g.add_argument(
+            "--results_dir", default="./results/", help="results go to results_dir/name/phase_epoch/"
+        )
         g.add_argument("--aspect_ratio", type=float, default=1.0, help="aspect ratio of saved result images")
-        g.add_argument("--phase", default="test", help="train, val, test, ...: reads DATAROOT/<phase>A (and B)")
+        g.add_argument(
+            "--phase", default="test", help="train, val, test, ...: reads DATAROOT/<phase>A (and B)"
+        )
         add_flag(g, "--eval", help="eval mode for the networks (batch norm running stats, no dropout)")
         g.add_argument("--num_test", type=int, default=0, help="images to translate per direction (0: all)")
-        g.add_argument("--output_path", default="",
-                       help="also write only the translated images here, named after their inputs")
-        g.add_argument("--input_dir", default="",
-                       help="translate the images of this plain folder instead of DATAROOT/<phase>A")
-        g.add_argument("--test_direction", default="both", choices=["both", "AtoB", "BtoA"],
-                       help="for two-way models: which directions to run")
+        g.add_argument(
+            "--output_path",
+            default="",
+            help="also write only the translated images here, named after their inputs",
+        )
+        g.add_argument(
+            "--input_dir",
+            default="",
+            help="translate the images of this plain folder instead of DATAROOT/<phase>A",
+        )
+        g.add_argument(
+            "--test_direction",
+            default="both",
+            choices=["both", "AtoB", "BtoA"],
+            help="for two-way models: which directions to run",
+        )
         parser.set_defaults(load_size=parser.get_default("crop_size"))
         return parser

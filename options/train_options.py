@@ -13,9 +13,13 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser = super().initialize(parser)
         g = parser.add_argument_group("display and logging")
-        g.add_argument("--display_freq", type=int, default=400, help="iterations between visuals on screen/HTML")
+        g.add_argument(
+            "--display_freq", type=int, default=400, help="iterations between visuals on screen/HTML"
+        )
         g.add_argument("--display_ncols", type=int, default=4, help="images per row in visdom")
-        g.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 or less turns visdom off")
+        g.add_argument(
+            "--display_id", type=int, default=1, help="visdom window id; 0 or less turns visdom off"
+        )
         g.add_argument("--display_server", default="http://localhost")
         g.add_argument("--display_env", default="main")
         g.add_argument("--display_port", type=int, default=8097)
@@ -25,26 +29,49 @@ class TrainOptions(BaseOptions):
         add_flag(g, "--tensorboard", help="also log to TensorBoard (needs the tensorboard package)")
 
         g = parser.add_argument_group("saving and resuming")
-        g.add_argument("--save_latest_freq", type=int, default=5000, help="images between 'latest' checkpoints")
+        g.add_argument(
+            "--save_latest_freq", type=int, default=5000, help="images between 'latest' checkpoints"
+        )
         g.add_argument("--save_epoch_freq", type=int, default=5, help="epochs between numbered checkpoints")
         add_flag(g, "--save_by_iter", help="also keep a numbered checkpoint at every save_latest_freq")
-        add_flag(g, "--continue_train", help="resume from checkpoints_dir/name/<epoch>.pth exactly where it stopped")
-        g.add_argument("--epoch_count", type=int, default=1,
-                       help="first epoch of a fresh run (a resumed run continues from its checkpoint)")
-        g.add_argument("--pretrained_name", default=None,
-                       help="initialise networks from another experiment's checkpoint (fine-tuning)")
+        add_flag(
+            g,
+            "--continue_train",
+            help="resume from checkpoints_dir/name/<epoch>.pth exactly where it stopped",
+        )
+        g.add_argument(
+            "--epoch_count",
+            type=int,
+            default=1,
+            help="first epoch of a fresh run (a resumed run continues from its checkpoint)",
+        )
+        g.add_argument(
+            "--pretrained_name",
+            default=None,
+            help="initialise networks from another experiment's checkpoint (fine-tuning)",
+        )
         g.add_argument("--phase", default="train", help="train, val, test, ...")
-        g.add_argument("--max_steps", type=int, default=0,
-                       help="stop after this many iterations in total (0: train for all epochs)")
+        g.add_argument(
+            "--max_steps",
+            type=int,
+            default=0,
+            help="stop after this many iterations in total (0: train for all epochs)",
+        )
 
         g = parser.add_argument_group("optimisation")
         g.add_argument("--n_epochs", type=int, default=100, help="epochs at the initial learning rate")
-        g.add_argument("--n_epochs_decay", type=int, default=100, help="epochs to decay the learning rate to zero")
+        g.add_argument(
+            "--n_epochs_decay", type=int, default=100, help="epochs to decay the learning rate to zero"
+        )
         g.add_argument("--beta1", type=float, default=0.5)
         g.add_argument("--beta2", type=float, default=0.999)
         g.add_argument("--lr", type=float, default=0.0002)
-        g.add_argument("--gan_mode", default="lsgan", choices=["lsgan", "vanilla", "wgangp", "hinge", "nonsaturating"])
+        g.add_argument(
+            "--gan_mode", default="lsgan", choices=["lsgan", "vanilla", "wgangp", "hinge", "nonsaturating"]
+        )
         g.add_argument("--pool_size", type=int, default=50, help="image buffer of generated images for D")
         g.add_argument("--lr_policy", default="linear", choices=["linear", "step", "plateau", "cosine"])
-        g.add_argument("--lr_decay_iters", type=int, default=50, help="step policy: epochs between x0.1 decays")
+        g.add_argument(
+            "--lr_decay_iters", type=int, default=50, help="step policy: epochs between x0.1 decays"
+        )
         return parser

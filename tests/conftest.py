@@ -12,16 +12,32 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 # Everything a test run needs to be quick on 2 CPU cores: 32 px, 8 filters, no display, no workers.
-TINY = ["--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--load_size", "32", "--crop_size", "32",
-        "--display_id", "0", "--num_threads", "0", "--no_progress"]
+TINY = [
+    "--gpu_ids",
+    "-1",
+    "--ngf",
+    "8",
+    "--ndf",
+    "8",
+    "--load_size",
+    "32",
+    "--crop_size",
+    "32",
+    "--display_id",
+    "0",
+    "--num_threads",
+    "0",
+    "--no_progress",
+]
 
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> str:
     from datasets.make_synthetic import make_synthetic
 
-    return make_synthetic(str(tmp_path_factory.mktemp("synthetic")), layout="unaligned", size=32, n_train=8,
-                          n_test=3, seed=0)
+    return make_synthetic(
+        str(tmp_path_factory.mktemp("synthetic")), layout="unaligned", size=32, n_train=8, n_test=3, seed=0
+    )
 
 
 @pytest.fixture
@@ -29,7 +45,17 @@ def train_args(synthetic_root, tmp_path):
     """Build a train.py argument list for a tiny cycle_gan run in a fresh checkpoints dir."""
 
     def make(*extra: str, name: str = "exp", model: str = "cycle_gan") -> list[str]:
-        return ["--model", model, "--dataroot", synthetic_root, "--name", name,
-                "--checkpoints_dir", str(tmp_path / "checkpoints"), *TINY, *extra]
+        return [
+            "--model",
+            model,
+            "--dataroot",
+            synthetic_root,
+            "--name",
+            name,
+            "--checkpoints_dir",
+            str(tmp_path / "checkpoints"),
+            *TINY,
+            *extra,
+        ]
 
     return make

@@ -27,14 +27,23 @@ def test_bf16_autocast_step_updates_all_networks(train_args):
         assert next(net.parameters()).dtype == torch.float32  # master weights stay fp32
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
-    os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None
+    and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
+    reason="torchrun not installed",
+)
 def test_torchrun_two_processes_shard_data_and_save_once(train_args, tmp_path):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     argv = train_args("--n_epochs", "1", "--n_epochs_decay", "0", "--max_dataset_size", "6")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "train.py", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", "train.py", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("6 items, 3 batches/epoch") == 2  # each rank gets half of the data
     ckpt = load_checkpoint(os.path.join(tmp_path, "checkpoints", "exp", "latest.pth"))
@@ -54,10 +63,15 @@ def test_gradient_average_matches_the_mean_over_processes(tmp_path):
         "opt = torch.optim.SGD([p], lr=1.0)\n"
         "average_gradients(opt)\n"
         "assert torch.allclose(p.grad, torch.full((3,), 1.5)), p.grad\n"
-        "dist.destroy_process_group()\n")
+        "dist.destroy_process_group()\n"
+    )
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     if not os.path.exists(torchrun):
         pytest.skip("torchrun not installed")
-    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(script)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -32,14 +32,17 @@ def test_unknown_model_is_rejected_with_the_valid_choices(capsys, synthetic_root
     assert "invalid choice: 'nope'" in err and "cycle_gan" in err
 
 
-@pytest.mark.parametrize("flag,value,valid", [
-    ("--dataset_mode", "weird", "unaligned"),
-    ("--netG", "resnet_99blocks", "resnet_9blocks"),
-    ("--preprocess", "zoom", "scale_width_and_crop"),
-    ("--gan_mode", "lsq", "wgangp"),
-    ("--lr_policy", "exp", "cosine"),
-    ("--amp", "fp8", "bf16"),
-])
+@pytest.mark.parametrize(
+    "flag,value,valid",
+    [
+        ("--dataset_mode", "weird", "unaligned"),
+        ("--netG", "resnet_99blocks", "resnet_9blocks"),
+        ("--preprocess", "zoom", "scale_width_and_crop"),
+        ("--gan_mode", "lsq", "wgangp"),
+        ("--lr_policy", "exp", "cosine"),
+        ("--amp", "fp8", "bf16"),
+    ],
+)
 def test_unknown_choice_is_rejected_at_parse_time(capsys, synthetic_root, flag, value, valid):
     err = parse_error(capsys, ["--dataroot", synthetic_root, flag, value])
     assert f"invalid choice: '{value}'" in err and valid in err
@@ -52,8 +55,14 @@ def test_unknown_flag_is_rejected(capsys, synthetic_root):
 
 def test_defaults_match_the_cyclegan_codebase(synthetic_root):
     opt = TrainOptions().parse(["--dataroot", synthetic_root], save=False)
-    assert (opt.ngf, opt.ndf, opt.netG, opt.netD, opt.norm, opt.init_type) == (64, 64, "resnet_9blocks", "basic",
-                                                                                 "instance", "normal")
+    assert (opt.ngf, opt.ndf, opt.netG, opt.netD, opt.norm, opt.init_type) == (
+        64,
+        64,
+        "resnet_9blocks",
+        "basic",
+        "instance",
+        "normal",
+    )
     assert (opt.load_size, opt.crop_size, opt.batch_size, opt.lr, opt.beta1) == (286, 256, 1, 0.0002, 0.5)
     assert (opt.n_epochs, opt.n_epochs_decay, opt.gan_mode, opt.pool_size) == (100, 100, "lsgan", 50)
     assert (opt.lambda_A, opt.lambda_B, opt.lambda_identity, opt.no_dropout) == (10.0, 10.0, 0.5, True)
@@ -87,8 +96,17 @@ def test_missing_dataroot_uses_the_synthetic_dataset(tmp_path, monkeypatch):
 def test_dry_run_prints_exact_parameter_counts(capsys, synthetic_root, tmp_path):
     import train
 
-    argv = ["--dataroot", synthetic_root, "--checkpoints_dir", str(tmp_path), "--gpu_ids", "-1", "--dry_run",
-            "--display_id", "0"]
+    argv = [
+        "--dataroot",
+        synthetic_root,
+        "--checkpoints_dir",
+        str(tmp_path),
+        "--gpu_ids",
+        "-1",
+        "--dry_run",
+        "--display_id",
+        "0",
+    ]
     assert train.main(argv) == 0
     out = capsys.readouterr().out
     for net, count in [("G_A", 11378179), ("G_B", 11378179), ("D_A", 2764737), ("D_B", 2764737)]:

@@ -16,19 +16,43 @@ from options import TestOptions
 from tests.conftest import TINY
 from util.test_loop import Tester, pad_to_multiple
 
+
 def cli_args(root, ckpt_dir, results, *extra, name="exp", model="cycle_gan"):
     tiny = list(TINY)  # test.py has no display options
     i = tiny.index("--display_id")
     del tiny[i : i + 2]
-    return ["--model", model, "--dataroot", root, "--name", name, "--checkpoints_dir", str(ckpt_dir),
-            "--results_dir", str(results), *tiny, *extra]
+    return [
+        "--model",
+        model,
+        "--dataroot",
+        root,
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(ckpt_dir),
+        "--results_dir",
+        str(results),
+        *tiny,
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, synthetic_root):
     ckpt_dir = tmp_path_factory.mktemp("ckpt")
-    argv = ["--model", "cycle_gan", "--dataroot", synthetic_root, "--name", "exp", "--checkpoints_dir",
-            str(ckpt_dir), *TINY, "--max_steps", "2"]
+    argv = [
+        "--model",
+        "cycle_gan",
+        "--dataroot",
+        synthetic_root,
+        "--name",
+        "exp",
+        "--checkpoints_dir",
+        str(ckpt_dir),
+        *TINY,
+        "--max_steps",
+        "2",
+    ]
     assert train.main(argv) == 0
     return ckpt_dir
 
@@ -40,7 +64,9 @@ def odd_sized_root(tmp_path):
     for folder, sizes in (("testA", [(37, 29), (37, 29), (50, 44), (12, 20)]), ("testB", [(33, 31)])):
         os.makedirs(tmp_path / folder)
         for i, (w, h) in enumerate(sizes):
-            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / folder / f"im{i}.png")
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(
+                tmp_path / folder / f"im{i}.png"
+            )
     return str(tmp_path)
 
 
@@ -62,8 +88,17 @@ def test_full_resolution_outputs_one_per_input_and_an_index(trained, odd_sized_r
 
 def test_output_path_gets_only_translations_named_after_inputs(trained, synthetic_root, tmp_path):
     out = tmp_path / "translated"
-    argv = cli_args(synthetic_root, trained, tmp_path / "r", "--output_path", str(out), "--test_direction", "AtoB",
-                     "--num_test", "2")
+    argv = cli_args(
+        synthetic_root,
+        trained,
+        tmp_path / "r",
+        "--output_path",
+        str(out),
+        "--test_direction",
+        "AtoB",
+        "--num_test",
+        "2",
+    )
     assert test_script.main(argv) == 0
     inputs = sorted(os.listdir(os.path.join(synthetic_root, "testA")))[:2]
     assert sorted(os.listdir(out)) == sorted(os.path.splitext(n)[0] + ".png" for n in inputs)
@@ -75,8 +110,9 @@ def test_save_load_round_trip_gives_identical_outputs(trained, synthetic_root, t
     opt = TestOptions().parse(cli_args(synthetic_root, trained, tmp_path), save=False)
     tester = Tester(opt)
     ckpt = load_checkpoint(os.path.join(trained, "exp", "latest.pth"))
-    reference = build_generator("resnet_9blocks", 3, 3, ngf=8, norm="instance", use_dropout=False,
-                                init_type="normal", init_gain=0.02)
+    reference = build_generator(
+        "resnet_9blocks", 3, 3, ngf=8, norm="instance", use_dropout=False, init_type="normal", init_gain=0.02
+    )
     reference.load_state_dict(ckpt["networks"]["netG_A"])
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():
@@ -89,11 +125,21 @@ def test_official_cyclegan_files_with_module_prefix_load(synthetic_root, tmp_pat
     os.makedirs(exp)
     nets = {}
     for label in ("G_A", "G_B"):
-        net = build_generator("resnet_9blocks", 3, 3, ngf=8, norm="instance", use_dropout=False,
-                              init_type="normal", init_gain=0.02)
+        net = build_generator(
+            "resnet_9blocks",
+            3,
+            3,
+            ngf=8,
+            norm="instance",
+            use_dropout=False,
+            init_type="normal",
+            init_gain=0.02,
+        )
         torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, exp / f"latest_net_{label}.pth")
         nets[label] = net
-    opt = TestOptions().parse(cli_args(synthetic_root, tmp_path / "ckpt", tmp_path, name="official"), save=False)
+    opt = TestOptions().parse(
+        cli_args(synthetic_root, tmp_path / "ckpt", tmp_path, name="official"), save=False
+    )
     tester = Tester(opt)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():

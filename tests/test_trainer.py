@@ -53,8 +53,20 @@ def test_checkpoint_is_complete(train_args, tmp_path):
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(train_args, tmp_path):
     """Data order, image pools, optimiser/scheduler state and RNG all come back from the checkpoint."""
-    common = ["--n_epochs", "1", "--n_epochs_decay", "1", "--max_dataset_size", "5", "--pool_size", "2",
-              "--lr", "0.001", "--save_epoch_freq", "0"]
+    common = [
+        "--n_epochs",
+        "1",
+        "--n_epochs_decay",
+        "1",
+        "--max_dataset_size",
+        "5",
+        "--pool_size",
+        "2",
+        "--lr",
+        "0.001",
+        "--save_epoch_freq",
+        "0",
+    ]
     assert train.main(train_args(*common, name="straight")) == 0
     assert train.main(train_args(*common, "--max_steps", "3", name="resumed")) == 0
     stopped = latest(tmp_path / "checkpoints" / "resumed")
@@ -74,8 +86,13 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(train_args, tmp
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_args, tmp_path):
     argv = train_args("--n_epochs", "500", "--print_freq", "1")
-    proc = subprocess.Popen([sys.executable, "train.py", *argv], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 240
     for line in proc.stdout:
         if line.startswith("(epoch: 1, iters: 2"):
@@ -90,7 +107,9 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_args, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(train_args, tmp_path, monkeypatch):
-    trainer = Trainer(TrainOptions().parse(train_args("--save_latest_freq", "2", "--n_epochs", "3"), save=False))
+    trainer = Trainer(
+        TrainOptions().parse(train_args("--save_latest_freq", "2", "--n_epochs", "3"), save=False)
+    )
     model, real_step = trainer.model, trainer.model.optimize_parameters
 
     def poisoned():
@@ -120,8 +139,12 @@ def test_training_moves_fake_B_toward_domain_B(train_args):
     """A real learning check: the colour statistic of G_A(A) must move from domain A's toward domain B's."""
     from datasets.make_synthetic import domain_statistic
 
-    opt = TrainOptions().parse(train_args("--lr", "0.002", "--n_epochs", "100", "--max_steps", "120",
-                                          "--lambda_identity", "0", "--no_flip"), save=False)
+    opt = TrainOptions().parse(
+        train_args(
+            "--lr", "0.002", "--n_epochs", "100", "--max_steps", "120", "--lambda_identity", "0", "--no_flip"
+        ),
+        save=False,
+    )
     trainer = Trainer(opt)
     batch = next(iter(trainer.loader))
     real_A, real_B = batch["A"], batch["B"]

@@ -38,7 +38,8 @@ def load_for_inference(model, opt) -> str:
     raise ckpt_io.CheckpointError(
         f"no weights for --epoch {opt.epoch} in {expr_dir}: expected {path} (this framework) or the official "
         f"files ({', '.join(model.official_file_labels(model.inference_names).values())} as "
-        f"{opt.epoch}_net_<label>.pth)")
+        f"{opt.epoch}_net_<label>.pth)"
+    )
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -98,7 +99,9 @@ class Tester:
 
     @torch.no_grad()
     def run(self) -> str:
-        html = HTML(self.web_dir, f"Experiment = {self.opt.name}, Phase = {self.opt.phase}, Epoch = {self.opt.epoch}")
+        html = HTML(
+            self.web_dir, f"Experiment = {self.opt.name}, Phase = {self.opt.phase}, Epoch = {self.opt.epoch}"
+        )
         for direction in self.directions():
             folder, channels = input_folder(self.opt, direction)
             html.add_header(f"{direction}: {folder}")
@@ -119,7 +122,9 @@ class Tester:
             names = []
             for label, images in visuals.items():
                 name = f"{stem}_{label}.png"
-                save_image(tensor2im(images[i]), os.path.join(html.get_image_dir(), name), self.opt.aspect_ratio)
+                save_image(
+                    tensor2im(images[i]), os.path.join(html.get_image_dir(), name), self.opt.aspect_ratio
+                )
                 names.append(name)
             if self.opt.output_path:
                 sub = direction if len(self.directions()) > 1 else ""

@@ -59,10 +59,17 @@ class Trainer:
         else:
             self.dataset = data.create_dataset(opt)
             self.loader = data.create_dataloader(
-                self.dataset, opt, shuffle=not opt.serial_batches, batch_size=opt.batch_size,
-                rank=self.dist.rank, world_size=self.dist.world_size)
-            print(f"dataset [{type(self.dataset).__name__}]: {len(self.dataset)} items, "
-                  f"{len(self.loader)} batches/epoch")
+                self.dataset,
+                opt,
+                shuffle=not opt.serial_batches,
+                batch_size=opt.batch_size,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+            )
+            print(
+                f"dataset [{type(self.dataset).__name__}]: {len(self.dataset)} items, "
+                f"{len(self.loader)} batches/epoch"
+            )
         self.model = models.create_model(opt).to(self.device)
         self.model.runtime = Runtime(self.device, opt.amp, distributed=self.dist.enabled)
         self.model.setup(verbose=opt.verbose)
@@ -76,10 +83,18 @@ class Trainer:
         if opt.dry_run:
             return
         self.visualizer = Visualizer(
-            opt.name, self.expr_dir, display_id=opt.display_id, display_server=opt.display_server,
-            display_port=opt.display_port, display_env=opt.display_env, display_ncols=opt.display_ncols,
-            display_winsize=opt.display_winsize, use_html=not opt.no_html, tensorboard=opt.tensorboard,
-            is_main_process=self.dist.is_main)
+            opt.name,
+            self.expr_dir,
+            display_id=opt.display_id,
+            display_server=opt.display_server,
+            display_port=opt.display_port,
+            display_env=opt.display_env,
+            display_ncols=opt.display_ncols,
+            display_winsize=opt.display_winsize,
+            use_html=not opt.no_html,
+            tensorboard=opt.tensorboard,
+            is_main_process=self.dist.is_main,
+        )
         if opt.continue_train:
             self.resume(ckpt_io.checkpoint_path(self.expr_dir, opt.epoch))
         elif opt.pretrained_name:
@@ -89,13 +104,21 @@ class Trainer:
     def state(self) -> dict:
         m = self.model
         return {
-            "format": ckpt_io.FORMAT, "version": ckpt_io.VERSION, "model": self.opt.model,
-            "options": self.opt.to_dict(), "networks": m.network_state(),
+            "format": ckpt_io.FORMAT,
+            "version": ckpt_io.VERSION,
+            "model": self.opt.model,
+            "options": self.opt.to_dict(),
+            "networks": m.network_state(),
             "optimizers": {k: o.state_dict() for k, o in m.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in m.schedulers.items()},
-            "scaler": m.runtime.state_dict(), "model_state": m.extra_state(),
-            "progress": {"epoch": self.epoch, "epoch_iter": self.epoch_iter, "global_step": self.global_step,
-                         "world_size": self.dist.world_size},
+            "scaler": m.runtime.state_dict(),
+            "model_state": m.extra_state(),
+            "progress": {
+                "epoch": self.epoch,
+                "epoch_iter": self.epoch_iter,
+                "global_step": self.global_step,
+                "world_size": self.dist.world_size,
+            },
             "rng": ckpt_io.rng_state(),
         }
 
@@ -120,13 +143,19 @@ class Trainer:
         m.runtime.load_state_dict(ckpt["scaler"])
         m.load_extra_state(ckpt["model_state"])
         progress = ckpt["progress"]
-        self.epoch, self.epoch_iter, self.global_step = progress["epoch"], progress["epoch_iter"], progress["global_step"]
+        self.epoch, self.epoch_iter, self.global_step = (
+            progress["epoch"],
+            progress["epoch_iter"],
+            progress["global_step"],
+        )
         if self.dist.is_main and progress.get("world_size", 1) == self.dist.world_size:
             ckpt_io.set_rng_state(ckpt["rng"])  # only rank 0's states are saved; others reseed below
         else:
             ckpt_io.seed_everything(self.opt.seed + self.dist.rank + self.global_step)
-        print(f"resumed from {path}: epoch {self.epoch}, iteration {self.epoch_iter} of the epoch, "
-              f"step {self.global_step}")
+        print(
+            f"resumed from {path}: epoch {self.epoch}, iteration {self.epoch_iter} of the epoch, "
+            f"step {self.global_step}"
+        )
 
     def load_pretrained(self, name: str) -> None:
         path = ckpt_io.checkpoint_path(os.path.join(self.opt.checkpoints_dir, name), self.opt.epoch)
@@ -165,8 +194,15 @@ class Trainer:
         self.loader.sampler.set_epoch(epoch)
         self.loader.sampler.set_start(self.epoch_iter * opt.batch_size)
         t_epoch = t_data_start = time.time()
-        bar = tqdm(self.loader, desc=f"epoch {epoch}", initial=self.epoch_iter, total=self.epoch_iter + len(self.loader),
-                   disable=opt.no_progress or not self.dist.is_main, leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            self.loader,
+            desc=f"epoch {epoch}",
+            initial=self.epoch_iter,
+            total=self.epoch_iter + len(self.loader),
+            disable=opt.no_progress or not self.dist.is_main,
+            leave=False,
+            dynamic_ncols=True,
+        )
         for batch in bar:
             t_data = time.time() - t_data_start
             t_comp = self.train_step(batch)
@@ -175,7 +211,8 @@ class Trainer:
                 self.save("latest")
                 raise TrainingInterrupted(
                     f"interrupted at epoch {epoch}, iteration {self.epoch_iter}; saved "
-                    f"{ckpt_io.checkpoint_path(self.expr_dir, 'latest')}; resume with --continue_train")
+                    f"{ckpt_io.checkpoint_path(self.expr_dir, 'latest')}; resume with --continue_train"
+                )
             if self.finished():
                 self.save("latest")
                 return
@@ -183,10 +220,14 @@ class Trainer:
         bar.close()
         self.model.on_epoch_end()
         self.epoch, self.epoch_iter = epoch + 1, 0
-        labels = ["latest"] + ([epoch] if opt.save_epoch_freq > 0 and epoch % opt.save_epoch_freq == 0 else [])
+        labels = ["latest"] + (
+            [epoch] if opt.save_epoch_freq > 0 and epoch % opt.save_epoch_freq == 0 else []
+        )
         self.save(*labels)
-        print(f"end of epoch {epoch} / {self.model.total_epochs()} \t time taken: {time.time() - t_epoch:.1f} s"
-              f"\t learning rate {self.model.current_lr():.7f}")
+        print(
+            f"end of epoch {epoch} / {self.model.total_epochs()} \t time taken: {time.time() - t_epoch:.1f} s"
+            f"\t learning rate {self.model.current_lr():.7f}"
+        )
 
     def train_step(self, batch) -> float:
         t0 = time.time()
@@ -213,7 +254,8 @@ class Trainer:
         raise NonFiniteLossError(
             f"non-finite loss ({', '.join(bad)}) at epoch {self.epoch}, iteration {self.epoch_iter + 1}; "
             f"training stopped and the last good checkpoint in {self.expr_dir} was kept. "
-            f"Try a lower --lr, --amp none, or check the input data.")
+            f"Try a lower --lr, --amp none, or check the input data."
+        )
 
     def after_step(self, t_comp: float, t_data: float) -> None:
         opt, step = self.opt, self.global_step
@@ -222,12 +264,20 @@ class Trainer:
             return
         if crossed(step, images_per_step, opt.print_freq):
             losses = {k: float(v) for k, v in self.model.get_current_losses().items()}
-            self.visualizer.print_current_losses(self.epoch, self.epoch_iter, losses, t_comp / opt.batch_size,
-                                                 t_data, lr=self.model.current_lr())
+            self.visualizer.print_current_losses(
+                self.epoch,
+                self.epoch_iter,
+                losses,
+                t_comp / opt.batch_size,
+                t_data,
+                lr=self.model.current_lr(),
+            )
             self.visualizer.plot_current_losses(step, losses)
         if crossed(step, images_per_step, opt.display_freq):
             save_html = crossed(step, images_per_step, opt.update_html_freq) or step == 1
-            self.visualizer.display_current_results(self.model.get_current_visuals(), self.epoch, step, save_html)
+            self.visualizer.display_current_results(
+                self.model.get_current_visuals(), self.epoch, step, save_html
+            )
         if crossed(step, images_per_step, opt.save_latest_freq):
             print(f"saving the latest model (epoch {self.epoch}, total steps {step})")
             self.save("latest", *([f"iter_{step}"] if opt.save_by_iter else []))
@@ -246,6 +296,9 @@ class Trainer:
 def option_differences(saved: dict, opt) -> str:
     """Name the options that differ between a checkpoint and the current command line."""
     ignore = {"continue_train", "epoch", "gpu_ids", "num_threads", "dry_run", "display_id", "print_freq"}
-    diffs = [f"--{k}: checkpoint {v!r}, now {getattr(opt, k)!r}" for k, v in sorted(saved.items())
-             if k not in ignore and hasattr(opt, k) and getattr(opt, k) != v]
+    diffs = [
+        f"--{k}: checkpoint {v!r}, now {getattr(opt, k)!r}"
+        for k, v in sorted(saved.items())
+        if k not in ignore and hasattr(opt, k) and getattr(opt, k) != v
+    ]
     return "options that differ from the checkpoint: " + ("; ".join(diffs) if diffs else "none")

@@ -1,0 +1,439 @@
+"""U-GAT-IT (Kim et al., ICLR 2020) as znxlwm/UGATIT-pytorch, with its bugs fixed where that changes no number.
+
+genA2B, genB2A: CAM-attention ResNet generators with an AdaILN decoder; disGA/disGB (global, 7 layers) and
+disLA/disLB (local, 5 layers) judge domain A / B, each with its own CAM logits. One iteration:
+
+1. the six generator calls (A→B, B→A, both cycles, both identities), once;
+2. D step (LSGAN on logits and CAM logits) on the *detached* fakes;
+3. G step with the D frozen but still in training mode (their spectral norms iterate, as officially):
+   adv_weight·LSGAN + cycle_weight·L1 + identity_weight·L1 + cam_weight·BCE(G's CAM logits);
+4. ρ of every (Ada)ILN clipped to [0, 1]; lr decays linearly to 0 over the second half of ``--iteration``.
+
+The official code recomputes the two fakes for the D step without detaching them (bug 1) and lets D collect
+gradients in the G step (bug 2). G's weights do not change between the two steps, so computing the fakes once
+and freezing D gives the same numbers with 6 instead of 8 generator passes. Other deviations, each behind an
+option where published behaviour depends on it (docs/ugatit.md lists all):
+
+- lr decay (bug 5): closed form lr0·(1 − (s − N/2)/(N/2)), clamped at 0 (official: repeated subtraction that
+  goes negative for odd N and divides by zero for N < 2); identical for even N.
+- ``--ugatit_d_cam_weight raw|sn`` (bug 12): D scales its CAM features by the raw ``weight_orig`` (official) or
+  the spectral-normalised weight (TF).
+- ``--ugatit_norm_var unbiased|biased`` (bug 13): ILN/AdaILN variance as PyTorch official or TF/paper.
+- ``--no-weight_decay_norms`` (bug 15): no L2 decay on ρ/γ/β (official decays every parameter).
+- ``--ugatit_fast_d``: D on real and fake in one batched call and in eval mode for the G step; faster, but not
+  the official numbers (SN iterates once instead of three times per iteration).
+- ``--n_global_dis``/``--n_local_dis`` replace the ignored ``--n_dis`` (bug 4); loss weights are floats (bug 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from models.base_model import BaseModel
+from models.networks.adaptive_norms import ILN, AdaILN, RhoClipper
+from models.networks.init import init_weights
+from models.networks.ugatit import Discriminator, ResnetGenerator
+from options.base_options import add_flag
+from util.checkpoint import CheckpointError, clean_state_dict, load_file
+
+D_NAMES = ("disGA", "disLA", "disGB", "disLB")  # official loss order: GA, LA, then GB, LB
+
+
+def parse_light(value: str) -> int:
+    """``--light``: official booleans (True = GAP before the MLP) or the fork's pool size (<= 0: full)."""
+    lowered = str(value).lower()
+    if lowered in ("true", "t", "yes", "y"):
+        return 1
+    if lowered in ("false", "f", "no", "n"):
+        return 0
+    try:
+        return max(int(value), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--light: expected True/False or an int, got {value!r}") from None
+
+
+class UGATITDecay:
+    """lr factor of the iteration after ``done`` finished ones: 1, then linear to 0 over the second half."""
+
+    def __init__(self, iterations: int, decay: bool = True):
+        self.half, self.decay = iterations // 2, decay
+
+    def __call__(self, done: int) -> float:
+        step = done + 1  # the official 1-based step the lr is used for
+        if not self.decay or self.half == 0 or step <= self.half:
+            return 1.0
+        return max(0.0, 1.0 - (step - self.half) / self.half)
+
+
+def heatmap_image(heatmap: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """CAM heatmap (B, 1, h, w) → jet-coloured (B, 3, H, W) in [−1, 1], min-max normalised per image.
+
+    A constant heatmap maps to 0 instead of the official NaN (bug 8). The colours follow the classic jet
+    piecewise-linear map, close to OpenCV's COLORMAP_JET used officially.
+    """
+    flat = heatmap.flatten(1)
+    low, high = flat.min(1)[0].view(-1, 1, 1, 1), flat.max(1)[0].view(-1, 1, 1, 1)
+    x = (heatmap - low) / torch.where(high > low, high - low, torch.ones_like(high))
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    rgb = torch.cat([(1.5 - (4 * x - c).abs()).clamp(0, 1) for c in (3.0, 2.0, 1.0)], dim=1)
+    return rgb * 2 - 1
+
+
+def _extend_choices(parser: argparse.ArgumentParser, dest: str, *extra: str) -> None:
+    for action in parser._actions:
+        if action.dest == dest and action.choices is not None:
+            action.choices = [*action.choices, *[e for e in extra if e not in action.choices]]
+
+
+class UGATITModel(BaseModel):
+    directions = ("AtoB", "BtoA")
+    arch = "official"
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        _extend_choices(parser, "init_type", "pytorch")
+        parser.set_defaults(crop_size=256, load_size=286 if is_train else 256, init_type="pytorch")
+        g = parser.add_argument_group("U-GAT-IT (official option names)")
+        g.add_argument("--light", type=parse_light, default=0,
+                       help="True/1: GAP before the gamma/beta MLP (10.6M-param G); False/0: full MLP on the "
+                       "flattened map (279M at 256 px); k > 1: pool to k x k first (enhanced fork)")
+        g.add_argument("--n_res", type=int, default=4, help="residual blocks in the encoder and in the decoder")
+        g.add_argument("--ch", type=int, default=None, help="base width of G and D (sets --ngf and --ndf)")
+        g.add_argument("--img_size", type=int, default=None,
+                       help="image size S: crop_size = S, load_size = S + 30 when training (official resize)")
+        g.add_argument("--ugatit_norm_var", default="unbiased", choices=["unbiased", "biased"],
+                       help="ILN/AdaILN variance: unbiased = official PyTorch, biased = TF/paper")
+        if is_train:
+            parser.set_defaults(lr=1e-4, beta1=0.5, beta2=0.999, batch_size=1, max_steps=1_000_000)
+            g.add_argument("--iteration", dest="max_steps", type=int, default=argparse.SUPPRESS,
+                           help="total training iterations (official default 1,000,000)")
+            add_flag(g, "--decay_flag", True, "decay lr linearly to 0 over the second half of training")
+            g.add_argument("--weight_decay", type=float, default=1e-4, help="Adam L2 weight decay")
+            g.add_argument("--weight_decay_norms", action=argparse.BooleanOptionalAction, default=True,
+                           help="also decay rho/gamma/beta and norm affines (official: every parameter)")
+            for name, default in (("adv", 1.0), ("cycle", 10.0), ("identity", 10.0), ("cam", 1000.0)):
+                g.add_argument(f"--{name}_weight", type=float, default=default, help=f"weight of the {name} loss")
+            g.add_argument("--n_global_dis", type=int, default=7, help="global discriminator depth")
+            g.add_argument("--n_local_dis", type=int, default=5, help="local discriminator depth")
+            g.add_argument("--ugatit_d_cam_weight", default="raw", choices=["raw", "sn"],
+                           help="D CAM feature weighting: raw weight_orig (official) or spectral-normalised (TF)")
+            g.add_argument("--ugatit_fast_d", action=argparse.BooleanOptionalAction, default=False,
+                           help="batch real+fake in one D call and use eval-mode D in the G step (not official)")
+            g.add_argument("--official_ckpt", default="",
+                           help="initialise all networks from an official <dataset>_params_<iter>.pt file")
+        else:
+            g.add_argument("--save_heatmaps", action=argparse.BooleanOptionalAction, default=False,
+                           help="also write the CAM heatmap of each translation")
+            g.add_argument("--save_panels", action=argparse.BooleanOptionalAction, default=False,
+                           help="write the official test strip: identity, translation, cycle and their heatmaps")
+        return parser
+
+    @classmethod
+    def preset_defaults(cls, known, is_train):
+        if known.img_size is None:
+            return {}
+        return {"crop_size": known.img_size, "load_size": known.img_size + (30 if is_train else 0)}
+
+    @classmethod
+    def validate_options(cls, opt, parser):
+        if opt.light == 0 and (opt.crop_size % 4 or opt.preprocess in ("none", "scale_width")):
+            parser.error("the full U-GAT-IT generator (--light False) needs fixed square inputs of a multiple of 4: "
+                         "use --preprocess resize_and_crop or crop, or --light True")
+        if opt.isTrain and opt.max_steps < 1:
+            parser.error("--iteration must be >= 1")
+
+    # ------------------------------------------------------------------ construction
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.ngf = opt.ch or opt.ngf
+        self.ndf = opt.ch or opt.ndf
+        self.visual_names = ["real_A", "fake_A2B", "fake_A2B2A", "fake_A2A", "heatmap_A2B",
+                             "real_B", "fake_B2A", "fake_B2A2B", "fake_B2B", "heatmap_B2A"]
+        self.genA2B = self.build_generator()
+        self.genB2A = self.build_generator()
+        self.model_names = ["genA2B", "genB2A"]
+        if not self.isTrain:
+            return
+        self.d_losses = [f"D_ad{c}_loss_{d[3:]}" for d in D_NAMES for c in ("", "_cam")]
+        self.g_adv_losses = [f"G_ad{c}_loss_{d[3:]}" for d in D_NAMES for c in ("", "_cam")]
+        self.loss_names = [*self.d_losses, "D_loss_A", "D_loss_B", "Discriminator_loss", *self.g_adv_losses,
+                           "G_recon_loss_A", "G_identity_loss_A", "G_cam_loss_A", "G_loss_A",
+                           "G_recon_loss_B", "G_identity_loss_B", "G_cam_loss_B", "G_loss_B", "Generator_loss"]
+        for name in ("disGA", "disGB", "disLA", "disLB"):  # official construction order
+            depth = opt.n_global_dis if name.startswith("disG") else opt.n_local_dis
+            setattr(self, name, self.build_discriminator(depth))
+        self.model_names += ["disGA", "disGB", "disLA", "disLB"]
+        self.rho_clipper = RhoClipper(0.0, 1.0)
+        self.optimizers["G"] = self.make_optimizer([self.genA2B, self.genB2A])
+        self.optimizers["D"] = self.make_optimizer([self.disGA, self.disGB, self.disLA, self.disLB])
+        if opt.official_ckpt:
+            self.load_official_file(opt.official_ckpt, list(self.model_names))
+
+    def generator_kwargs(self) -> dict:
+        opt = self.opt
+        return dict(ngf=self.ngf, n_blocks=opt.n_res, img_size=opt.crop_size, light=opt.light, arch=self.arch,
+                    unbiased_var=opt.ugatit_norm_var == "unbiased", input_nc=opt.input_nc, output_nc=opt.output_nc)
+
+    def discriminator_kwargs(self) -> dict:
+        return dict(arch=self.arch, cam_weight=self.opt.ugatit_d_cam_weight)
+
+    def build_generator(self) -> ResnetGenerator:
+        return self._init(ResnetGenerator(**self.generator_kwargs()))
+
+    def build_discriminator(self, n_layers: int) -> Discriminator:
+        return self._init(Discriminator(ndf=self.ndf, n_layers=n_layers, **self.discriminator_kwargs()))
+
+    def _init(self, net: nn.Module) -> nn.Module:
+        # Official: no init call, i.e. PyTorch's defaults; --init_type normal gives the TF N(0, 0.02).
+        if self.opt.init_type != "pytorch":
+            init_weights(net, self.opt.init_type, self.opt.init_gain)
+        return net
+
+    def make_optimizer(self, nets: list[nn.Module]) -> torch.optim.Adam:
+        """Adam(betas (0.5, 0.999)) with coupled L2 weight decay, optionally sparing the norm parameters."""
+        params = [p for net in nets for p in net.parameters()]
+        groups: list[dict] = [{"params": params}]
+        if not self.opt.weight_decay_norms:
+            norm_ids = {id(p) for net in nets for m in net.modules()
+                        if isinstance(m, (AdaILN, ILN, nn.InstanceNorm2d)) for p in m.parameters()}
+            groups = [{"params": [p for p in params if id(p) not in norm_ids]},
+                      {"params": [p for p in params if id(p) in norm_ids], "weight_decay": 0.0}]
+        opt = self.opt
+        return torch.optim.Adam(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
+
+    def setup(self, verbose: bool = False) -> None:
+        if self.isTrain:
+            decay = UGATITDecay(self.opt.max_steps, self.opt.decay_flag)
+            self.schedulers = {name: LambdaLR(o, decay) for name, o in self.optimizers.items()}
+        self.print_networks(verbose)
+
+    def max_steps(self) -> int | None:
+        return self.opt.max_steps if self.isTrain else None
+
+    def total_epochs(self) -> int:
+        return 10**9  # iteration-based: --iteration decides
+
+    # ------------------------------------------------------------------ training
+    def set_input(self, batch: dict) -> None:
+        self.real_A, self.real_B = batch["A"], batch["B"]
+        self.image_paths = batch.get("A_paths")
+
+    def forward(self) -> None:
+        """The six generator calls of an iteration, in the official order."""
+        self.fake_A2B, self.cam_A2B, self.heat_A2B = self.genA2B(self.real_A)
+        self.fake_B2A, self.cam_B2A, self.heat_B2A = self.genB2A(self.real_B)
+        self.fake_A2B2A, _, _ = self.genB2A(self.fake_A2B)
+        self.fake_B2A2B, _, _ = self.genA2B(self.fake_B2A)
+        self.fake_A2A, self.cam_A2A, _ = self.genB2A(self.real_A)
+        self.fake_B2B, self.cam_B2B, _ = self.genA2B(self.real_B)
+
+    def discriminate(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logit map, CAM logits) of discriminator ``name`` on ``x``; the enhanced model adds masks here."""
+        logit, cam_logit, _ = getattr(self, name)(x)
+        return logit, cam_logit
+
+    def real_fake(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real images of the D's domain and the (detached) fakes translated into it."""
+        if name[-1] == "A":
+            return self.real_A, self.fake_B2A.detach()
+        return self.real_B, self.fake_A2B.detach()
+
+    def d_terms(self) -> dict[str, torch.Tensor]:
+        """LSGAN terms (real → 1, fake → 0) of each D on its logit map and on its CAM logits."""
+        terms = {}
+        for name in D_NAMES:
+            real, fake = self.real_fake(name)
+            if self.opt.ugatit_fast_d:
+                logit, cam = self.discriminate(name, torch.cat([real, fake]))
+                (real_logit, fake_logit), (real_cam, fake_cam) = logit.chunk(2), cam.chunk(2)
+            else:
+                real_logit, real_cam = self.discriminate(name, real)
+                fake_logit, fake_cam = self.discriminate(name, fake)
+            suffix = name[3:]
+            terms[f"D_ad_loss_{suffix}"] = mse(real_logit, 1.0) + mse(fake_logit, 0.0)
+            terms[f"D_ad_cam_loss_{suffix}"] = mse(real_cam, 1.0) + mse(fake_cam, 0.0)
+        return terms
+
+    def combine_d(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.opt.adv_weight
+        loss_a = w * (t["D_ad_loss_GA"] + t["D_ad_cam_loss_GA"] + t["D_ad_loss_LA"] + t["D_ad_cam_loss_LA"])
+        loss_b = w * (t["D_ad_loss_GB"] + t["D_ad_cam_loss_GB"] + t["D_ad_loss_LB"] + t["D_ad_cam_loss_LB"])
+        return loss_a, loss_b
+
+    def backward_D(self) -> torch.Tensor:
+        terms = self.d_terms()
+        for key, value in terms.items():
+            setattr(self, f"loss_{key}", value)
+        self.loss_D_loss_A, self.loss_D_loss_B = self.combine_d(terms)
+        self.loss_Discriminator_loss = self.loss_D_loss_A + self.loss_D_loss_B
+        return self.loss_Discriminator_loss
+
+    def g_fakes(self) -> dict[str, torch.Tensor]:
+        """The fakes each D judges in the G step (the enhanced model may detach their backgrounds)."""
+        return {"A": self.fake_B2A, "B": self.fake_A2B}
+
+    def g_terms(self) -> dict[str, torch.Tensor]:
+        fakes = self.g_fakes()
+        terms = {}
+        for name in D_NAMES:
+            logit, cam = self.discriminate(name, fakes[name[-1]])
+            terms[f"G_ad_loss_{name[3:]}"] = mse(logit, 1.0)
+            terms[f"G_ad_cam_loss_{name[3:]}"] = mse(cam, 1.0)
+        terms["G_recon_loss_A"] = F.l1_loss(self.fake_A2B2A, self.real_A)
+        terms["G_recon_loss_B"] = F.l1_loss(self.fake_B2A2B, self.real_B)
+        terms["G_identity_loss_A"] = F.l1_loss(self.fake_A2A, self.real_A)
+        terms["G_identity_loss_B"] = F.l1_loss(self.fake_B2B, self.real_B)
+        # G's own CAM must call translated inputs "source domain" (1) and identity inputs not (0).
+        terms["G_cam_loss_A"] = bce(self.cam_B2A, 1.0) + bce(self.cam_A2A, 0.0)
+        terms["G_cam_loss_B"] = bce(self.cam_A2B, 1.0) + bce(self.cam_B2B, 0.0)
+        return terms
+
+    def combine_g(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        o = self.opt
+        losses = []
+        for x in ("A", "B"):
+            adv = t[f"G_ad_loss_G{x}"] + t[f"G_ad_cam_loss_G{x}"] + t[f"G_ad_loss_L{x}"] + t[f"G_ad_cam_loss_L{x}"]
+            losses.append(o.adv_weight * adv + o.cycle_weight * t[f"G_recon_loss_{x}"]
+                          + o.identity_weight * t[f"G_identity_loss_{x}"] + o.cam_weight * t[f"G_cam_loss_{x}"])
+        return losses[0], losses[1]
+
+    def backward_G(self) -> torch.Tensor:
+        terms = self.g_terms()
+        for key, value in terms.items():
+            setattr(self, f"loss_{key}", value)
+        self.loss_G_loss_A, self.loss_G_loss_B = self.combine_g(terms)
+        self.loss_Generator_loss = self.loss_G_loss_A + self.loss_G_loss_B
+        return self.loss_Generator_loss
+
+    def discriminators(self) -> list[nn.Module]:
+        return [self.disGA, self.disGB, self.disLA, self.disLB]
+
+    def d_eval_in_g_step(self) -> bool:
+        return self.opt.ugatit_fast_d
+
+    def optimize_parameters(self) -> None:
+        self.forward()
+        self.backward_and_step(self.backward_D(), "D")
+        # D frozen: same G gradients as the official code, which lets D accumulate unused ones (bug 2).
+        self.set_requires_grad(self.discriminators(), False)
+        eval_d = self.d_eval_in_g_step()
+        for net in self.discriminators():
+            net.train(not eval_d)
+        self.backward_and_step(self.backward_G(), "G")
+        for net in self.discriminators():
+            net.train(True)
+        self.set_requires_grad(self.discriminators(), True)
+
+    def on_step_end(self) -> None:
+        self.genA2B.apply(self.rho_clipper)
+        self.genB2A.apply(self.rho_clipper)
+        for scheduler in self.schedulers.values():
+            scheduler.step()  # per iteration: the official decay is by step, not by epoch
+
+    def on_epoch_end(self, metric: float | None = None) -> None:
+        """Epochs are only the data order here; the lr follows the iteration count."""
+
+    # ------------------------------------------------------------------ visuals and inference
+    @property
+    def heatmap_A2B(self) -> torch.Tensor | None:
+        heat = getattr(self, "heat_A2B", None)
+        return None if heat is None else heatmap_image(heat.detach(), self.real_A.shape[-2:])
+
+    @property
+    def heatmap_B2A(self) -> torch.Tensor | None:
+        heat = getattr(self, "heat_B2A", None)
+        return None if heat is None else heatmap_image(heat.detach(), self.real_B.shape[-2:])
+
+    def generators_for(self, direction: str) -> tuple[nn.Module, nn.Module]:
+        """(forward, backward) generators of a direction at test time."""
+        return (self.genA2B, self.genB2A) if direction == "AtoB" else (self.genB2A, self.genA2B)
+
+    def translate(self, real: torch.Tensor, direction: str) -> OrderedDict[str, torch.Tensor]:
+        src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
+        forward, backward = self.generators_for(direction)
+        size = real.shape[-2:]
+        fake, _, heat = forward(real)
+        out = OrderedDict([(f"real_{src}", real)])
+        if getattr(self.opt, "save_panels", False):
+            # The official test strip: real, identity, translation and cycle, each after its heatmap.
+            idt, _, heat_idt = backward(real)
+            rec, _, heat_rec = backward(fake)
+            out[f"heatmap_{src}2{src}"] = heatmap_image(heat_idt, size)
+            out[f"fake_{src}2{src}"] = idt
+            out[f"heatmap_{src}2{dst}"] = heatmap_image(heat, size)
+            out[f"fake_{dst}"] = fake
+            out[f"heatmap_{src}2{dst}2{src}"] = heatmap_image(heat_rec, size)
+            out[f"rec_{src}"] = rec
+            return out
+        out[f"fake_{dst}"] = fake
+        if getattr(self.opt, "save_heatmaps", False):
+            out[f"heatmap_{src}2{dst}"] = heatmap_image(heat, size)
+        return out
+
+    # ------------------------------------------------------------------ official checkpoints
+    def official_state(self) -> dict[str, dict]:
+        """The official file layout: one dict of state_dicts (``torch.save`` it as <dataset>_params_<iter>.pt)."""
+        return {name: net.state_dict() for name, net in self.networks().items()}
+
+    def load_official_file(self, path: str, names: list[str]) -> None:
+        """Load networks from an official ``{genA2B, genB2A, disGA, ...}`` dict with strict key checking."""
+        state = load_file(path)
+        missing = [n for n in names if n not in state]
+        if missing:
+            raise CheckpointError(f"{path} has no {', '.join(missing)} (it holds: {', '.join(state)})")
+        for name in names:
+            net = getattr(self, name)
+            result = net.load_state_dict(clean_state_dict(state[name], net.state_dict()), strict=False)
+            if result.missing_keys or result.unexpected_keys:
+                raise CheckpointError(
+                    f"{path}: {name} does not match this {self.arch} U-GAT-IT configuration; missing keys: "
+                    f"{', '.join(result.missing_keys) or 'none'}; unexpected keys: "
+                    f"{', '.join(result.unexpected_keys) or 'none'} (enhanced-U-GAT-IT files need "
+                    "--model ugatit_enhanced; check --light, --ch, --n_res and the image size)")
+        print(f"loaded official U-GAT-IT weights ({', '.join(names)}) from {path}")
+
+    def import_official(self, expr_dir: str, epoch: str, names: list[str]) -> bool:
+        """``<dataset>_params_<%07d>.pt`` / ``*_params_latest.pt`` in the experiment folder or its ``model/``."""
+        path = find_official_file(expr_dir, epoch)
+        if path is None:
+            return False
+        self.load_official_file(path, names)
+        return True
+
+    def official_file_labels(self, names: list[str]) -> dict[str, str]:
+        return {n: n for n in names}
+
+
+def find_official_file(expr_dir: str, epoch: str) -> str | None:
+    """The official file for ``--epoch`` (a number or ``latest``); numbers are compared as numbers (bug 6)."""
+    for folder in (expr_dir, os.path.join(expr_dir, "model")):
+        files = [f for f in glob.glob(os.path.join(folder, "*_params_*.pt")) if "_g_params_" not in f]
+        if str(epoch).isdigit():
+            wanted = [f for f in files if f.endswith(f"_params_{int(epoch):07d}.pt")]
+            if wanted:
+                return wanted[0]
+            continue
+        latest = [f for f in files if f.endswith("_params_latest.pt")]
+        numbered = [(int(m.group(1)), f) for f in files if (m := re.search(r"_params_(\d+)\.pt$", f))]
+        if latest:
+            return latest[0]
+        if numbered:
+            return max(numbered)[1]
+    return None
+
+
+def mse(x: torch.Tensor, target: float) -> torch.Tensor:
+    return F.mse_loss(x, torch.full_like(x, target))
+
+
+def bce(x: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(x, torch.full_like(x, target))
