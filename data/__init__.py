@@ -30,10 +30,12 @@ __all__ = [
 
 DATASET_MODES: dict[str, str] = {
     "unaligned": "data.unaligned_dataset:UnalignedDataset",
+    "liss": "data.liss_dataset:LiSSDataset",
     "cut_unaligned": "data.cut_unaligned_dataset:CUTUnalignedDataset",
     "single": "data.single_dataset:SingleDataset",
     "class_folder": "data.class_folder_dataset:ClassFolderDataset",
     "tunit": "data.tunit_dataset:TunitDataset",
+    "ugatit": "data.ugatit_dataset:UGATITDataset",
 }
 
 

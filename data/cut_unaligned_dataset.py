@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+
 import numpy as np
 from PIL import Image
 
@@ -26,20 +27,28 @@ class CUTUnalignedDataset(UnalignedDataset):
     """``UnalignedDataset`` plus the decay-phase resize and the half-height resize of the CUT repo."""
 
     @staticmethod
-    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    def modify_commandline_options(
+        parser: argparse.ArgumentParser, is_train: bool
+    ) -> argparse.ArgumentParser:
         parser.add_argument(
-            "--resize_in_decay", action=argparse.BooleanOptionalAction, default=True,
+            "--resize_in_decay",
+            action=argparse.BooleanOptionalAction,
+            default=True,
             help="in the decay phase (epoch > n_epochs) resize images to crop_size: no crop augmentation (CUT repo)",
         )
         parser.add_argument(
-            "--resize_half_height", action=argparse.BooleanOptionalAction, default=False,
+            "--resize_half_height",
+            action=argparse.BooleanOptionalAction,
+            default=False,
             help="resize to (load_size/2) x load_size (HxW) before cropping (the CUT repo's GTA->Cityscapes rule)",
         )
         return parser
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
-        decaying = self.opt.isTrain and self.opt.resize_in_decay and epoch > getattr(self.opt, "n_epochs", epoch)
+        decaying = (
+            self.opt.isTrain and self.opt.resize_in_decay and epoch > getattr(self.opt, "n_epochs", epoch)
+        )
         if not decaying:
             self.set_load_size(None)
         else:
@@ -57,4 +66,3 @@ class CUTUnalignedDataset(UnalignedDataset):
         out = {key: get_transform(opt, params)(img, path=path)}
         out.update(self.extra_targets(path, key, params, rng))
         return out
-

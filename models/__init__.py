@@ -14,11 +14,14 @@ if TYPE_CHECKING:
 
 MODEL_REGISTRY: dict[str, str] = {
     "cycle_gan": "models.cycle_gan_model:CycleGANModel",
+    "liss": "models.liss_model:LiSSModel",
     "test": "models.test_model:TestModel",
     "tunit": "models.tunit_model:TunitModel",
     "unit": "models.unit_model:UNITModel",
     "cut": "models.cut_model:CUTModel",
     "srunit": "models.srunit_model:SRUNITModel",
+    "ugatit": "models.ugatit_model:UGATITModel",
+    "ugatit_enhanced": "models.ugatit_enhanced_model:UGATITEnhancedModel",
 }
 
 

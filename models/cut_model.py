@@ -42,28 +42,56 @@ class CUTModel(BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        parser.add_argument("--CUT_mode", default="CUT", choices=CUT_MODES,
-                            help="CUT or FastCUT: selects the defaults of nce_idt, lambda_NCE, flip_equivariance, epochs")
-        parser.add_argument("--normG", default=None, choices=NORM_TYPES, help="generator norm (default: --norm)")
-        parser.add_argument("--normD", default=None, choices=NORM_TYPES, help="discriminator norm (default: --norm)")
-        add_flag(parser, "--no_antialias", help="stride-2 convs instead of blur-pooling in G and D (CycleGAN layout)")
+        parser.add_argument(
+            "--CUT_mode",
+            default="CUT",
+            choices=CUT_MODES,
+            help="CUT or FastCUT: selects the defaults of nce_idt, lambda_NCE, flip_equivariance, epochs",
+        )
+        parser.add_argument(
+            "--normG", default=None, choices=NORM_TYPES, help="generator norm (default: --norm)"
+        )
+        parser.add_argument(
+            "--normD", default=None, choices=NORM_TYPES, help="discriminator norm (default: --norm)"
+        )
+        add_flag(
+            parser,
+            "--no_antialias",
+            help="stride-2 convs instead of blur-pooling in G and D (CycleGAN layout)",
+        )
         add_flag(parser, "--no_antialias_up", help="ConvTranspose instead of [blur-upsample, conv] in G")
         # Official CUT defaults: xavier init, no dropout, and the decay-phase resize of its dataset.
         parser.set_defaults(init_type="xavier", no_dropout=True, dataset_mode="cut_unaligned")
         if is_train:
-            parser.add_argument("--lambda_GAN", type=float, default=1.0, help="weight of the GAN loss GAN(G(X))")
-            parser.add_argument("--lambda_NCE", type=float, default=1.0, help="weight of the NCE loss NCE(G(X), X)")
+            parser.add_argument(
+                "--lambda_GAN", type=float, default=1.0, help="weight of the GAN loss GAN(G(X))"
+            )
+            parser.add_argument(
+                "--lambda_NCE", type=float, default=1.0, help="weight of the NCE loss NCE(G(X), X)"
+            )
             add_flag(parser, "--nce_idt", help="also use the NCE loss on the identity mapping NCE(G(Y), Y)")
-            parser.add_argument("--nce_layers", default="0,4,8,12,16", help="indices of G's layers used for NCE")
-            add_flag(parser, "--nce_includes_all_negatives_from_minibatch",
-                     help="negatives from every image of the batch (single-image translation), not only the same one")
-            parser.add_argument("--netF", default="mlp_sample", choices=["sample", "mlp_sample"],
-                                help="patch embedding: gather only, or gather + 2-layer MLP per layer")
+            parser.add_argument(
+                "--nce_layers", default="0,4,8,12,16", help="indices of G's layers used for NCE"
+            )
+            add_flag(
+                parser,
+                "--nce_includes_all_negatives_from_minibatch",
+                help="negatives from every image of the batch (single-image translation), not only the same one",
+            )
+            parser.add_argument(
+                "--netF",
+                default="mlp_sample",
+                choices=["sample", "mlp_sample"],
+                help="patch embedding: gather only, or gather + 2-layer MLP per layer",
+            )
             parser.add_argument("--netF_nc", type=int, default=256, help="width of F's MLPs")
             parser.add_argument("--nce_T", type=float, default=0.07, help="temperature of the NCE loss")
             parser.add_argument("--num_patches", type=int, default=256, help="patches sampled per layer")
-            add_flag(parser, "--flip_equivariance",
-                     help="flip G's input horizontally with p=0.5 and flip its features back (FastCUT)")
+            add_flag(
+                parser,
+                "--flip_equivariance",
+                help="flip G's input horizontally with p=0.5 and flip its features back (FastCUT)",
+            )
             parser.set_defaults(pool_size=0, n_epochs=200, n_epochs_decay=200)
         return parser
 
@@ -72,7 +100,9 @@ class CUTModel(BaseModel):
         if not is_train:
             return {}
         if known.CUT_mode.lower() == "fastcut":
-            return dict(nce_idt=False, lambda_NCE=10.0, flip_equivariance=True, n_epochs=150, n_epochs_decay=50)
+            return dict(
+                nce_idt=False, lambda_NCE=10.0, flip_equivariance=True, n_epochs=150, n_epochs_decay=50
+            )
         return dict(nce_idt=True, lambda_NCE=1.0)
 
     @classmethod
@@ -95,8 +125,17 @@ class CUTModel(BaseModel):
         self.visual_names = ["real_A", "fake_B", "real_B"]
         self.model_names = ["netG", "netF", "netD"] if self.isTrain else ["netG"]
         self.netG = build_generator(
-            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.normG or opt.norm, not opt.no_dropout,
-            opt.init_type, opt.init_gain, antialias=not opt.no_antialias, antialias_up=not opt.no_antialias_up)
+            opt.netG,
+            opt.input_nc,
+            opt.output_nc,
+            opt.ngf,
+            opt.normG or opt.norm,
+            not opt.no_dropout,
+            opt.init_type,
+            opt.init_gain,
+            antialias=not opt.no_antialias,
+            antialias_up=not opt.no_antialias_up,
+        )
         self._injected: dict[str, list] = {}
         self.flipped_for_equivariance = False
         if not self.isTrain:
@@ -106,10 +145,22 @@ class CUTModel(BaseModel):
         self.visual_names += ["idt_B"] if opt.nce_idt else []
         # F is built now from the channel counts of G's taps (official: at the first G-loss backward).
         self.netF = init_weights(
-            PatchSampleF(self.tap_channels(), opt.netF_nc, use_mlp=opt.netF == "mlp_sample",
-                         l2_norm=self.feature_norm), opt.init_type, opt.init_gain)
-        self.netD = build_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.normD or opt.norm,
-                                        opt.init_type, opt.init_gain, antialias=not opt.no_antialias)
+            PatchSampleF(
+                self.tap_channels(), opt.netF_nc, use_mlp=opt.netF == "mlp_sample", l2_norm=self.feature_norm
+            ),
+            opt.init_type,
+            opt.init_gain,
+        )
+        self.netD = build_discriminator(
+            opt.netD,
+            opt.output_nc,
+            opt.ndf,
+            opt.n_layers_D,
+            opt.normD or opt.norm,
+            opt.init_type,
+            opt.init_gain,
+            antialias=not opt.no_antialias,
+        )
         self.criterionGAN = GANLoss(opt.gan_mode)
         self.criterionNCE = PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
         betas = (opt.beta1, opt.beta2)
@@ -134,8 +185,8 @@ class CUTModel(BaseModel):
         """Queue values for the next random draws, consumed in call order (tests, parity with official runs).
 
         Kinds: ``flip`` (bool per forward), ``patch_ids`` (a list of per-layer id tensors per F sampling call);
-        SRUNIT adds ``sr_choice``, ``sr_noise`` (raw randn) and ``sr_magnitude`` (raw uniform). An empty queue
-        falls back to torch's global RNG, which the trainer checkpoints.
+        SRUNIT adds ``sr_choice``, ``sr_noise`` (raw randn), ``sr_magnitude`` (raw uniform) and ``sr_patch_ids``.
+        An empty queue falls back to torch's global RNG, which the trainer checkpoints.
         """
         for kind, values in queues.items():
             self._injected.setdefault(kind, []).extend(values)
@@ -159,7 +210,10 @@ class CUTModel(BaseModel):
         # One batch-2 pass for G(A) and G(B), as officially (InstanceNorm keeps the images independent).
         real = torch.cat((self.real_A, self.real_B)) if nce_idt else self.real_A
         self.flipped_for_equivariance = bool(
-            self.isTrain and self.opt.flip_equivariance and self.draw("flip", lambda: bool(torch.rand(()) < 0.5)))
+            self.isTrain
+            and self.opt.flip_equivariance
+            and self.draw("flip", lambda: bool(torch.rand(()) < 0.5))
+        )
         if self.flipped_for_equivariance:
             real = torch.flip(real, [3])  # fake_B stays flipped; NCE flips its features back
         fake = self.generate(real)
@@ -184,8 +238,11 @@ class CUTModel(BaseModel):
     def compute_G_loss(self) -> torch.Tensor:
         opt, zero = self.opt, self.real_A.new_zeros(())
         # G_GAN uses the D that was just updated, as in the official step order.
-        self.loss_G_GAN = (self.criterionGAN(self.discriminate(self.fake_B), True, for_discriminator=False)
-                           * opt.lambda_GAN if opt.lambda_GAN > 0 else zero)
+        self.loss_G_GAN = (
+            self.criterionGAN(self.discriminate(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN
+            if opt.lambda_GAN > 0
+            else zero
+        )
         use_nce = opt.lambda_NCE > 0
         self.loss_NCE = self.nce_loss(self.real_A, self.fake_B, self.key_features("A")) if use_nce else zero
         if opt.nce_idt and use_nce:
@@ -196,7 +253,9 @@ class CUTModel(BaseModel):
         self.loss_G = self.loss_G_GAN + loss_nce
         return self.loss_G
 
-    def nce_loss(self, src: torch.Tensor, tgt: torch.Tensor, feat_k: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def nce_loss(
+        self, src: torch.Tensor, tgt: torch.Tensor, feat_k: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """lambda_NCE * PatchNCE(G_enc(tgt), G_enc(src)), averaged over the tapped layers."""
         feat_q = self.netG.encode(tgt, self.nce_layers)
         if self.flipped_for_equivariance:
@@ -205,8 +264,10 @@ class CUTModel(BaseModel):
             feat_k = self.netG.encode(src, self.nce_layers)
         feat_k_pool, ids = self.netF(feat_k, self.opt.num_patches, self.draw("patch_ids", lambda: None))
         feat_q_pool, _ = self.netF(feat_q, self.opt.num_patches, ids)
-        total = sum(self.criterionNCE(q, k, src.size(0)).mean() * self.opt.lambda_NCE
-                    for q, k in zip(feat_q_pool, feat_k_pool))
+        total = sum(
+            self.criterionNCE(q, k, src.size(0)).mean() * self.opt.lambda_NCE
+            for q, k in zip(feat_q_pool, feat_k_pool)
+        )
         return total / len(self.nce_layers)
 
     def update_D(self) -> None:

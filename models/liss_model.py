@@ -37,6 +37,14 @@ from torch import nn
 from data.liss_dataset import LiSSDataset
 from models.base_model import BaseModel
 from models.cycle_gan_model import CycleGANModel
+from models.liss_training import (
+    SCHEDULES,
+    THRESHOLD_KIND,
+    LegacyRAdam,
+    TaskSchedule,
+    TranslationLinearDecay,
+    task_metrics,
+)
 from models.losses import GANLoss
 from models.networks import init_weights
 from models.networks.liss import (
@@ -47,7 +55,6 @@ from models.networks.liss import (
     parse_tasks,
     patch_map_size,
 )
-from models.liss_training import SCHEDULES, THRESHOLD_KIND, LegacyRAdam, TaskSchedule, TranslationLinearDecay
 from util.checkpoint import load_file
 from util.image_pool import ImagePool
 from util.trainer import crossed
@@ -56,11 +63,56 @@ LAMBDA_KEY = {"rotation": "lambda_R", "jigsaw": "lambda_J", "depth": "lambda_D",
 BOOL = argparse.BooleanOptionalAction
 
 
-def _allow_choice(parser: argparse.ArgumentParser, dest: str, value: str) -> None:
-    """Accept the official ``--netG liss`` / ``--netD rotational`` spellings of the base options."""
-    for action in parser._actions:
-        if action.dest == dest and action.choices is not None and value not in action.choices:
-            action.choices = [*action.choices, value]
+def _opt(*flags: str, **kwargs) -> tuple[tuple[str, ...], dict]:
+    return flags, kwargs
+
+
+# Official names and defaults (vict0rsch/LiSS options/train_options.py and LiSSModel); cycle/identity weights
+# share CycleGAN's attribute names, with the official spellings as aliases.
+COMMON_OPTIONS = [
+    _opt(
+        "--auxiliary_tasks",
+        default="rotation, gray, depth, jigsaw",
+        help="comma list of rotation, jigsaw, depth, gray (they always run in that order)",
+    ),
+    _opt(
+        "--liss_fix_head_norm",
+        action=BOOL,
+        default=False,
+        help="heads' last norm for its real 128 channels (official: 256); needed by --norm batch",
+    ),
+]
+TEST_OPTIONS = [
+    _opt("--liss_panels", default="", help="comma list of depth, gray: also save these heads' outputs")
+]
+TRAIN_OPTIONS = [
+    _opt("--lambda_A", "--lambda_CA", dest="lambda_A", type=float, default=10.0, help="cycle A->B->A weight"),
+    _opt("--lambda_B", "--lambda_CB", dest="lambda_B", type=float, default=10.0, help="cycle B->A->B weight"),
+    _opt("--lambda_identity", "--lambda_I", dest="lambda_identity", type=float, default=0.5,
+         help="identity weight, relative to lambda_A/lambda_B"),
+    _opt("--lambda_DA", type=float, default=1.0, help="weight of G_A's adversarial loss"),
+    _opt("--lambda_DB", type=float, default=1.0, help="weight of G_B's adversarial loss"),
+    *[_opt(f"--{LAMBDA_KEY[t]}", type=float, default=1.0, help=f"{t} task weight") for t in LAMBDA_KEY],
+    _opt("--lambda_DR", type=float, default=1.0, help="G-side discriminator-rotation weight (--D_rotation)"),
+    _opt("--lambda_distillation", type=float, default=5.0, help="L1 to the reference encoders' features"),
+    _opt("--task_schedule", default="parallel", choices=SCHEDULES),
+    _opt("--rotation_acc_threshold", type=float, default=0.2, help="test accuracy above which rotation is done"),
+    _opt("--jigsaw_acc_threshold", type=float, default=0.2, help="test accuracy above which jigsaw is done"),
+    _opt("--depth_loss_threshold", type=float, default=0.5, help="test loss below which depth is done"),
+    _opt("--gray_loss_threshold", type=float, default=0.5, help="test loss below which gray is done"),
+    _opt("--i_loss_threshold", type=float, default=0.5, help="unused (kept for official command lines)"),
+    *[_opt(f"--lr_{t}", type=float, default=0.0, help=f"lr of the {t} heads (0: --lr)") for t in LAMBDA_KEY],
+    _opt("--encoder_merge_ratio", type=float, default=1.0, help="a in ref = a * encoder + (1 - a) * ref"),
+    _opt("--D_rotation", action=BOOL, default=False, help="SSGAN rotation heads in the discriminators"),
+    _opt("--repr_mode", default="freeze", choices=["freeze", "flow", "distillation"],
+         help="representational schedules: what the encoders do once translation starts"),
+    _opt("--jigsaw_size", type=int, default=JIGSAW_SIZE, help="side of the jigsaw window (3x3 tiles)"),
+    _opt("--liss_legacy_optim", action=BOOL, default=False,
+         help="torch_optimizer RAdam: shared step-size cache, --lr_rotation/--lr_jigsaw ignored"),
+    _opt("--liss_idt_own_encoder", action=BOOL, default=False,
+         help="identity G_A(B) as CycleGAN (official: G_A's decoder on G_B's encoding)"),
+    _opt("--liss_val_phase", default="test", help="split the schedule is validated on (official: test)"),
+]  # fmt: skip
 
 
 def depth_panel(depth: torch.Tensor) -> torch.Tensor:
@@ -75,49 +127,13 @@ class LiSSModel(CycleGANModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        _allow_choice(parser, "netG", "liss")
-        _allow_choice(parser, "netD", "rotational")
-        # The official loader draws a flip and never applies it (spec bug 5): no flips by default.
-        parser.set_defaults(no_dropout=True, netG="liss", netD="rotational", no_flip=True)
-        parser.add_argument("--auxiliary_tasks", default="rotation, gray, depth, jigsaw",
-                            help="comma list of rotation, jigsaw, depth, gray (always run in that order)")
-        parser.add_argument("--liss_fix_head_norm", action=BOOL, default=False,
-                            help="build the heads' last norm for its 128 channels (official: 256; needed by --norm batch)")
-        if not is_train:
-            parser.add_argument("--liss_panels", default="",
-                                help="comma list of depth, gray: also save these heads' outputs at test time")
-            return parser
-        parser.set_defaults(dataset_mode="liss")
-        p = parser.add_argument
-        p("--lambda_A", "--lambda_CA", dest="lambda_A", type=float, default=10.0, help="cycle A->B->A weight")
-        p("--lambda_B", "--lambda_CB", dest="lambda_B", type=float, default=10.0, help="cycle B->A->B weight")
-        p("--lambda_identity", "--lambda_I", dest="lambda_identity", type=float, default=0.5,
-          help="identity weight, relative to lambda_A/lambda_B")
-        p("--lambda_DA", type=float, default=1.0, help="weight of G_A's adversarial loss")
-        p("--lambda_DB", type=float, default=1.0, help="weight of G_B's adversarial loss")
-        for key, task in (("R", "rotation"), ("J", "jigsaw"), ("D", "depth"), ("G", "gray")):
-            p(f"--lambda_{key}", type=float, default=1.0, help=f"{task} task weight")
-        p("--lambda_DR", type=float, default=1.0, help="G-side discriminator-rotation weight (--D_rotation)")
-        p("--lambda_distillation", type=float, default=5.0, help="L1 to the reference encoders' features")
-        p("--task_schedule", default="parallel", choices=SCHEDULES)
-        p("--rotation_acc_threshold", type=float, default=0.2, help="test accuracy above which rotation is done")
-        p("--jigsaw_acc_threshold", type=float, default=0.2, help="test accuracy above which jigsaw is done")
-        p("--depth_loss_threshold", type=float, default=0.5, help="test loss below which depth is done")
-        p("--gray_loss_threshold", type=float, default=0.5, help="test loss below which gray is done")
-        p("--i_loss_threshold", type=float, default=0.5, help="unused (kept for official command lines)")
-        for task in ("rotation", "jigsaw", "depth", "gray"):
-            p(f"--lr_{task}", type=float, default=0.0, help=f"learning rate of the {task} heads (0: --lr)")
-        p("--encoder_merge_ratio", type=float, default=1.0,
-          help="a in ref = a * encoder + (1 - a) * ref at each task switch")
-        p("--D_rotation", action=BOOL, default=False, help="SSGAN rotation heads in the discriminators")
-        p("--repr_mode", default="freeze", choices=["freeze", "flow", "distillation"],
-          help="representational schedules: what the encoders do once translation starts")
-        p("--jigsaw_size", type=int, default=JIGSAW_SIZE, help="side of the jigsaw window (3x3 tiles)")
-        p("--liss_legacy_optim", action=BOOL, default=False,
-          help="torch_optimizer RAdam semantics: shared step-size cache, --lr_rotation/--lr_jigsaw ignored")
-        p("--liss_idt_own_encoder", action=BOOL, default=False,
-          help="identity G_A(B) as CycleGAN (official: G_A's decoder on G_B's encoding)")
-        p("--liss_val_phase", default="test", help="split the schedule is validated on (official: test)")
+        # The official loader draws a flip and never applies it (spec bug 5): no flips by default. --netG and
+        # --netD are not read: the generator is always LiSS's and every D a RotationalNLayerDiscriminator.
+        parser.set_defaults(no_dropout=True, no_flip=True)
+        for flags, kwargs in COMMON_OPTIONS + (TRAIN_OPTIONS if is_train else TEST_OPTIONS):
+            parser.add_argument(*flags, **kwargs)
+        if is_train:
+            parser.set_defaults(dataset_mode="liss")
         return parser
 
     @classmethod
@@ -126,23 +142,21 @@ class LiSSModel(CycleGANModel):
             tasks = parse_tasks(opt.auxiliary_tasks)
         except ValueError as exc:
             parser.error(f"--auxiliary_tasks: {exc}")
-        if opt.netG != "liss":
-            parser.error("--model liss has its own generator: use --netG liss (the default)")
         if opt.input_nc != 3 or opt.output_nc != 3:
             parser.error("--model liss needs RGB images (--input_nc 3 --output_nc 3)")
         if opt.norm == "batch" and not opt.liss_fix_head_norm:
-            parser.error("--norm batch needs --liss_fix_head_norm (the official heads norm 128 channels as 256)")
+            parser.error("--norm batch needs --liss_fix_head_norm (official heads norm 128 channels as 256)")
         if not opt.isTrain:
             return
         if opt.lr_policy != "linear":
-            parser.error("--model liss decays the learning rate itself once translation runs; keep --lr_policy linear")
-        sizes = {"rotation": classifier_map_size(opt.crop_size), "jigsaw": classifier_map_size(opt.jigsaw_size)}
-        used = {t: s for t, s in sizes.items() if t in tasks}
+            parser.error("--model liss decays the lr itself once translation runs: keep --lr_policy linear")
         if "jigsaw" in tasks and (opt.jigsaw_size % 3 or opt.jigsaw_size > opt.crop_size):
             parser.error("--jigsaw_size must be a multiple of 3 and at most --crop_size")
-        if len(set(used.values())) > 1 or any(s < 2 for s in used.values()):
-            parser.error(f"the rotation/jigsaw heads need one map size >= 2 (got {used}): e.g. --crop_size 256 "
-                         "--jigsaw_size 222 (official) or --crop_size 96 --jigsaw_size 84")
+        crops = {"rotation": opt.crop_size, "jigsaw": opt.jigsaw_size}
+        sizes = {t: classifier_map_size(crops[t]) for t in tasks if t in crops}
+        if len(set(sizes.values())) > 1 or any(s < 2 for s in sizes.values()):
+            parser.error(f"the rotation/jigsaw heads need one map size >= 2, got {sizes}: use e.g. --crop_size "
+                         "256 --jigsaw_size 222 (official) or --crop_size 96 --jigsaw_size 84")  # fmt: skip
         if ("rotation" in tasks or opt.D_rotation) and "crop" not in opt.preprocess:
             parser.error("the rotation task needs square crops: use a --preprocess with crop")
         if opt.D_rotation and ("rotation" not in tasks or patch_map_size(opt.crop_size, opt.n_layers_D) < 2):
@@ -153,35 +167,35 @@ class LiSSModel(CycleGANModel):
         self.tasks = parse_tasks(opt.auxiliary_tasks)
         crop = opt.jigsaw_size if self.tasks == ("jigsaw",) and self.isTrain else opt.crop_size
         g_kwargs = dict(ngf=opt.ngf, n_blocks=6, norm=opt.norm, use_dropout=not opt.no_dropout,
-                        head_map_size=classifier_map_size(crop), fix_head_norm=opt.liss_fix_head_norm)
-        self.netG_A = init_weights(LiSSGenerator(opt.input_nc, opt.output_nc, **g_kwargs), opt.init_type, opt.init_gain)
-        self.netG_B = init_weights(LiSSGenerator(opt.output_nc, opt.input_nc, **g_kwargs), opt.init_type, opt.init_gain)
+                        head_map_size=classifier_map_size(crop), fix_head_norm=opt.liss_fix_head_norm)  # fmt: skip
+        init = dict(init_type=opt.init_type, init_gain=opt.init_gain)
+        self.netG_A = init_weights(LiSSGenerator(opt.input_nc, opt.output_nc, **g_kwargs), **init)
+        self.netG_B = init_weights(LiSSGenerator(opt.output_nc, opt.input_nc, **g_kwargs), **init)
         self.model_names = ["netG_A", "netG_B"]
         self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
         if not self.isTrain:
             return
+        # Official: every D, the gray ones too, judges output_nc channels; all four exist for every task set.
         d_names = ["netD_A", "netD_B"] + (["netD_A_gray", "netD_B_gray"] if "gray" in self.tasks else [])
-        d_kwargs = dict(ndf=opt.ndf, n_layers=opt.n_layers_D, norm=opt.norm,
-                        rotation_map_size=patch_map_size(opt.crop_size, opt.n_layers_D))
-        for name in d_names:  # official: every D (gray ones too) judges output_nc channels
-            setattr(self, name, init_weights(RotationalNLayerDiscriminator(opt.output_nc, **d_kwargs),
-                                             opt.init_type, opt.init_gain))
+        rotation_map = patch_map_size(opt.crop_size, opt.n_layers_D)
+        for name in d_names:
+            netD = RotationalNLayerDiscriminator(
+                opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm, rotation_map
+            )
+            setattr(self, name, init_weights(netD, **init))
         self.model_names += d_names
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B", "G"]
         self.loss_names += [f"G_{d}_{t}" for t in self.tasks for d in "AB"]
         self.loss_names += ["D_A_gray", "D_B_gray"] if "gray" in self.tasks else []
         self.loss_names += ["G_D_rotation", "D_A_rotation", "D_B_rotation"] if opt.D_rotation else []
         self.loss_names += ["G_distillation_A", "G_distillation_B"]
-        if opt.lambda_identity > 0:
-            self.visual_names += ["idt_A", "idt_B"]
+        self.visual_names += ["idt_A", "idt_B"] if opt.lambda_identity > 0 else []
         self.fake_A_pool, self.fake_B_pool = ImagePool(opt.pool_size), ImagePool(opt.pool_size)
         self.criterionGAN = GANLoss(opt.gan_mode)
         thresholds = {t: getattr(opt, f"{t}_{THRESHOLD_KIND[t]}_threshold") for t in self.tasks}
         self.schedule = TaskSchedule(opt.task_schedule, self.tasks, thresholds)
         self.ref_encoder_A = self.ref_encoder_B = None
-        self.n_validations = 0
-        self.val_metrics: dict[str, float] = {}
-        self._val_loader = None
+        self.n_validations, self.val_metrics, self._val_loader = 0, {}, None
         optim = LegacyRAdam if opt.liss_legacy_optim else torch.optim.RAdam
         betas = (opt.beta1, opt.beta2)
         self.optimizers["G"] = optim(self._g_param_groups(), lr=opt.lr, betas=betas, eps=1e-8)
@@ -192,15 +206,15 @@ class LiSSModel(CycleGANModel):
     def _g_param_groups(self) -> list[dict]:
         """Official order: encoders + decoders, then one group per task holding that head of both generators."""
         G_A, G_B = self.netG_A, self.netG_B
-        groups = [{"group_name": "default", "params": [
-            *G_A.encoder.parameters(), *G_A.decoder.parameters(), *G_B.encoder.parameters(), *G_B.decoder.parameters()]}]
+        trunk = [*G_A.encoder.parameters(), *G_A.decoder.parameters(), *G_B.encoder.parameters()]
+        groups = [{"group_name": "default", "params": trunk + [*G_B.decoder.parameters()]}]
         for task in self.tasks:
-            group = {"group_name": task, "params": [*getattr(G_A, task).parameters(), *getattr(G_B, task).parameters()]}
+            heads = [*getattr(G_A, task).parameters(), *getattr(G_B, task).parameters()]
+            groups.append({"group_name": task, "params": heads})
             lr = getattr(self.opt, f"lr_{task}")
-            # The official tasks only read lr_depth / lr_gray (spec bug 1); honoured for all unless legacy.
+            # The official code only reads lr_depth / lr_gray (spec bug 1); all four count unless legacy.
             if lr > 0 and not (self.opt.liss_legacy_optim and task in ("rotation", "jigsaw")):
-                group["lr"] = lr
-            groups.append(group)
+                groups[-1]["lr"] = lr
         return groups
 
     def size_multiple(self) -> int:
@@ -239,7 +253,9 @@ class LiSSModel(CycleGANModel):
         event = self.schedule.update(metrics)
         if event is not None:
             stage = ", ".join(k for k, v in self.schedule.on.items() if v)
-            print(f"LiSS schedule {self.schedule.kind}: {event} at step {self.global_step + 1}; now training {stage}")
+            print(
+                f"LiSS {self.schedule.kind} schedule: {event} after step {self.global_step + 1}; on: {stage}"
+            )
         if event == "switch" and self.schedule.kind == "liss":
             self.update_ref_encoder()
         if event == "handover":
@@ -257,14 +273,13 @@ class LiSSModel(CycleGANModel):
     # ------------------------------------------------------------------ training
     def set_input(self, batch: dict) -> None:
         super().set_input(batch)
-        h, w = self.real_A.shape[-2:]
         for X in "AB":
-            for key in ("rotation", "jigsaw", "gray", "depth_target", "jigsaw_target"):
+            for key in ("jigsaw", "jigsaw_target", "depth_target", "gray"):
                 if f"{X}_{key}" in batch:
                     setattr(self, f"{key}_{X}", batch[f"{X}_{key}"])
-            if f"{X}_rotation" in batch:  # (B, 12, H, W) -> (4B, 3, H, W); labels (B, 4) -> (4B,)
-                self.rotation_X = batch[f"{X}_rotation"].reshape(-1, 3, h, w)
-                setattr(self, f"rotation_{X}", self.rotation_X)
+            if f"{X}_rotation" in batch:  # (B, 12, H, W) -> (4B, 3, H, W) and labels (B, 4) -> (4B,)
+                views = batch[f"{X}_rotation"]
+                setattr(self, f"rotation_{X}", views.reshape(-1, 3, *views.shape[-2:]))
                 setattr(self, f"rotation_target_{X}", batch[f"{X}_rotation_target"].reshape(-1))
 
     def forward(self, on: dict[str, bool] | None = None) -> None:
@@ -283,9 +298,7 @@ class LiSSModel(CycleGANModel):
             self.rec_A = G_B(self.fake_B)
             self.fake_A = G_B.decoder(self.z_B)
             self.rec_B = G_A(self.fake_A)
-        for task in self.tasks:
-            if not on.get(task):
-                continue
+        for task in (t for t in self.tasks if on.get(t)):
             for X, G in (("A", G_A), ("B", G_B)):
                 # depth reads the image's own encoding; the other tasks encode their own inputs.
                 z = getattr(self, f"z_{X}") if task == "depth" else G.encoder(getattr(self, f"{task}_{X}"))
@@ -301,26 +314,25 @@ class LiSSModel(CycleGANModel):
         return F.cross_entropy(pred, getattr(self, f"{task}_target_{X}"))
 
     def backward_G(self) -> torch.Tensor:
-        """The G objective, summed in the official order: depth, rotation, jigsaw, identity, gray, translation,
-        distillation."""
+        """Sum in the official order: depth, rotation, jigsaw, identity, gray, translation, distillation."""
         opt, on = self.opt, self.schedule.on
         for name in self.loss_names:
             setattr(self, f"loss_{name}", None)  # parts off in this stage are not logged
         total = 0
-        for task in ("depth", "rotation", "jigsaw", "identity", "gray", "translation"):
-            if not on.get(task):
+        for part in ("depth", "rotation", "jigsaw", "identity", "gray", "translation"):
+            if not on.get(part):
                 continue
-            if task == "identity" and opt.lambda_identity > 0:
+            if part == "identity" and opt.lambda_identity > 0:
                 self.loss_idt_A = F.l1_loss(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
                 self.loss_idt_B = F.l1_loss(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
                 total = total + (self.loss_idt_A + self.loss_idt_B)
-            elif task == "translation":
+            elif part == "translation":
                 total = total + self.translation_loss()
-            elif task in self.tasks:
-                loss_A, loss_B = self.task_loss(task, "A"), self.task_loss(task, "B")
-                setattr(self, f"loss_G_A_{task}", loss_A)
-                setattr(self, f"loss_G_B_{task}", loss_B)
-                total = total + getattr(opt, LAMBDA_KEY[task]) * (loss_B + loss_A)
+            elif part in self.tasks:
+                loss_A, loss_B = self.task_loss(part, "A"), self.task_loss(part, "B")
+                setattr(self, f"loss_G_A_{part}", loss_A)
+                setattr(self, f"loss_G_B_{part}", loss_B)
+                total = total + getattr(opt, LAMBDA_KEY[part]) * (loss_B + loss_A)
         if self.ref_encoder_A is not None:
             self.loss_G_distillation_A = F.l1_loss(self.z_A, self.z_ref_A) * opt.lambda_distillation
             self.loss_G_distillation_B = F.l1_loss(self.z_B, self.z_ref_B) * opt.lambda_distillation
@@ -329,9 +341,9 @@ class LiSSModel(CycleGANModel):
         return total
 
     def translation_loss(self) -> torch.Tensor:
-        opt = self.opt
-        self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B)[0], True, for_discriminator=False) * opt.lambda_DA
-        self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A)[0], True, for_discriminator=False) * opt.lambda_DB
+        opt, gan = self.opt, self.criterionGAN
+        self.loss_G_A = gan(self.netD_A(self.fake_B)[0], True, for_discriminator=False) * opt.lambda_DA
+        self.loss_G_B = gan(self.netD_B(self.fake_A)[0], True, for_discriminator=False) * opt.lambda_DB
         self.loss_cycle_A = F.l1_loss(self.rec_A, self.real_A) * opt.lambda_A
         self.loss_cycle_B = F.l1_loss(self.rec_B, self.real_B) * opt.lambda_B
         self.loss_G_D_rotation = torch.zeros((), device=self.real_A.device)
@@ -339,49 +351,57 @@ class LiSSModel(CycleGANModel):
             self.loss_G_D_rotation = opt.lambda_DR * (self.g_d_rotation("A") + self.g_d_rotation("B"))
         return self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B + self.loss_G_D_rotation
 
+    def rotation_ce(self, netD: nn.Module, views: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(netD(rotation=views)[1], target)
+
     def g_d_rotation(self, X: str) -> torch.Tensor:
-        """|CE(D_X rotation of 4 turns of fake_X) - CE(D_X rotation of the real turns)| (SSGAN, as official).
+        """|CE(D_X on 4 random turns of each fake_X) - CE(D_X on the real turns)| (SSGAN, as official).
 
         D_X's rotation head sees domain-X images although its GAN head judges the other domain (official).
         """
         netD, fake = getattr(self, f"netD_{X}"), getattr(self, f"fake_{X}")
         perms = [torch.randperm(4) for _ in range(len(self.real_A))]
-        views = torch.cat([torch.rot90(fake[i : i + 1], int(k), dims=(-2, -1)) for i, p in enumerate(perms) for k in p])
-        loss_fake = F.cross_entropy(netD(rotation=views)[1], torch.cat(perms).to(fake.device))
-        loss_real = F.cross_entropy(netD(rotation=getattr(self, f"rotation_{X}"))[1],
-                                    getattr(self, f"rotation_target_{X}"))
-        loss = (loss_fake - loss_real).abs()
-        setattr(self, f"loss_G_{X}_D_rotation", loss)
-        return loss
+        views = torch.cat(
+            [torch.rot90(fake[i : i + 1], int(k), (-2, -1)) for i, p in enumerate(perms) for k in p]
+        )
+        loss_fake = self.rotation_ce(netD, views, torch.cat(perms).to(fake.device))
+        loss_real = self.rotation_ce(
+            netD, getattr(self, f"rotation_{X}"), getattr(self, f"rotation_target_{X}")
+        )
+        setattr(self, f"loss_G_{X}_D_rotation", (loss_fake - loss_real).abs())
+        return getattr(self, f"loss_G_{X}_D_rotation")
 
-    def discriminator_loss(self, netD, real, fake, X: str) -> torch.Tensor:  # noqa: D102 - domain X for rotation
-        loss = 0.5 * (self.criterionGAN(netD(real)[0], True) + self.criterionGAN(netD(fake.detach())[0], False))
+    def discriminator_loss(self, netD, real, fake, X: str) -> torch.Tensor:
+        """CycleGAN's halved real/fake GAN loss (+ rotation CE on domain X's real turns with --D_rotation)."""
+        loss = 0.5 * (
+            self.criterionGAN(netD(real)[0], True) + self.criterionGAN(netD(fake.detach())[0], False)
+        )
         if self.opt.D_rotation:
-            loss = loss + F.cross_entropy(netD(rotation=getattr(self, f"rotation_{X}"))[1],
-                                          getattr(self, f"rotation_target_{X}"))
+            views, target = getattr(self, f"rotation_{X}"), getattr(self, f"rotation_target_{X}")
+            loss = loss + self.rotation_ce(netD, views, target)
         return loss
 
     def mixed_rotation_loss(self, X: str) -> torch.Tensor:
-        """D_X classifies the 4 real turns of each X image plus the unrotated fake_X (class 4) at a random place."""
-        views, targets = [], []
-        real, target, fake = getattr(self, f"rotation_{X}"), getattr(self, f"rotation_target_{X}"), getattr(self, f"fake_{X}")
+        """D_X classifies each X image's 4 real turns plus the unrotated fake_X (class 4) at a random place."""
+        real, target = getattr(self, f"rotation_{X}"), getattr(self, f"rotation_target_{X}")
+        fake, views, targets = getattr(self, f"fake_{X}"), [], []
         for i in range(len(fake)):
             at = int(torch.randint(0, 5, (1,)))
             r, t = real[4 * i : 4 * i + 4], target[4 * i : 4 * i + 4]
             views.append(torch.cat([r[:at], fake[i : i + 1], r[at:]]))
             targets.append(torch.cat([t[:at], t.new_tensor([4]), t[at:]]))
-        return F.cross_entropy(getattr(self, f"netD_{X}")(rotation=torch.cat(views).detach())[1], torch.cat(targets))
+        return self.rotation_ce(getattr(self, f"netD_{X}"), torch.cat(views).detach(), torch.cat(targets))
 
     def optimize_D(self) -> None:
-        on, trained = self.schedule.on, False
+        on, schedule, trained = self.schedule.on, self.schedule, False
         self.zero_grad("D")
-        traduction_wait = self.schedule.kind == "representational-traduction" and not self.schedule.repr_is_frozen
-        if on["translation"] and not traduction_wait:
+        waiting = schedule.kind == "representational-traduction" and not schedule.repr_is_frozen
+        if on["translation"] and not waiting:
             for X, other, pool in (("A", "B", self.fake_B_pool), ("B", "A", self.fake_A_pool)):
                 netD = getattr(self, f"netD_{X}")
                 self.set_requires_grad(netD, True)
-                real, fake = getattr(self, f"real_{other}"), pool.query(getattr(self, f"fake_{other}"))
-                loss = self.discriminator_loss(netD, real, fake, X)
+                fake = pool.query(getattr(self, f"fake_{other}"))
+                loss = self.discriminator_loss(netD, getattr(self, f"real_{other}"), fake, X)
                 if self.opt.D_rotation:
                     setattr(self, f"loss_D_{X}_rotation", self.mixed_rotation_loss(X))
                     loss = loss + getattr(self, f"loss_D_{X}_rotation")
@@ -392,9 +412,9 @@ class LiSSModel(CycleGANModel):
             for X in "AB":
                 netD = getattr(self, f"netD_{X}_gray")
                 self.set_requires_grad(netD, True)
-                loss = self.discriminator_loss(netD, getattr(self, f"real_{X}"), getattr(self, f"gray_pred_{X}"), X)
-                setattr(self, f"loss_D_{X}_gray", loss)
-                self.backward(loss)
+                real, fake = getattr(self, f"real_{X}"), getattr(self, f"gray_pred_{X}")
+                setattr(self, f"loss_D_{X}_gray", self.discriminator_loss(netD, real, fake, X))
+                self.backward(getattr(self, f"loss_D_{X}_gray"))
             trained = True
         if trained:  # a step without gradients would trip the fp16 GradScaler
             self.step("D")
@@ -406,54 +426,41 @@ class LiSSModel(CycleGANModel):
         self.optimize_D()
 
     # ------------------------------------------------------------------ validation
-    def _validation_loader(self):
+    def validation_loader(self) -> torch.utils.data.DataLoader:
         if self._val_loader is None:
             opt = self.opt.replace(phase=self.opt.liss_val_phase, serial_batches=True)
-            self._val_dataset = LiSSDataset(opt)
+            dataset = LiSSDataset(opt)
             self._val_loader = torch.utils.data.DataLoader(
-                self._val_dataset, batch_size=opt.batch_size, shuffle=False, num_workers=opt.num_threads)
-        self._val_dataset.set_epoch(self.n_validations)  # fresh random crops/views each time, reproducibly
+                dataset, opt.batch_size, num_workers=opt.num_threads
+            )
+        self._val_loader.dataset.set_epoch(self.n_validations)  # new random crops/views each time, replayable
         return self._val_loader
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Task losses (mean over batches) and accuracies (over samples) on the validation split, every task on.
+        """Task metrics on the validation split with every task on (official eval.py, training transforms).
 
-        As the official eval.py, with the training transforms. The model's current batch, outputs and losses
-        are restored afterwards, so the logs still show the training iteration.
+        The current training batch, outputs and losses are restored afterwards, so logs show the training step.
         """
-        saved = {k: v for k, v in vars(self).items() if torch.is_tensor(v) or v is None}
-        device = next(self.netG_A.parameters()).device
-        losses = {f"{d}_{t}": [] for t in self.tasks for d in "AB"}
-        correct = {k: 0 for k in losses}
-        total = {k: 0 for k in losses}
-        on = dict.fromkeys(self.tasks, True)
+        saved = {k: v for k, v in vars(self).items() if torch.is_tensor(v)}
         with self.runtime.autocast():
-            for batch in self._validation_loader():
-                self.set_input({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
-                self.forward(on)
-                for key in losses:
-                    X, task = key.split("_")
-                    losses[key].append(float(self.task_loss(task, X)))
-                    if THRESHOLD_KIND[task] == "acc":
-                        pred = getattr(self, f"{task}_pred_{X}").argmax(1)
-                        correct[key] += int((pred == getattr(self, f"{task}_target_{X}")).sum())
-                        total[key] += pred.numel()
+            metrics = task_metrics(self, self.validation_loader(), next(self.netG_A.parameters()).device)
         vars(self).update(saved)
         self.n_validations += 1
-        metrics = {f"test_G_{k}_loss": sum(v) / len(v) for k, v in losses.items()}
-        metrics.update({f"test_G_{k}_acc": correct[k] / total[k] for k in losses if total[k]})
-        print(f"LiSS validation {self.n_validations} (step {self.global_step + 1}): "
-              + " ".join(f"{k[7:]}={v:.4f}" for k, v in sorted(metrics.items())))
+        shown = " ".join(f"{k[7:]}={v:.4f}" for k, v in sorted(metrics.items()))
+        print(f"LiSS validation {self.n_validations} after step {self.global_step + 1}: {shown}")
         return metrics
 
-    # ------------------------------------------------------------------ schedules, state
+    # ------------------------------------------------------------------ schedules, state, visuals
     def setup(self, verbose: bool = False) -> None:
-        super().setup(verbose)
+        # Not BaseModel.setup: its --lr_policy schedulers would already change the lr at construction.
         if self.isTrain:
             opt = self.opt
-            self.schedulers = {"lr": TranslationLinearDecay(self.optimizers.values(), opt.n_epochs,
-                                                            opt.n_epochs_decay, opt.epoch_count)}
+            decay = TranslationLinearDecay(
+                self.optimizers.values(), opt.n_epochs, opt.n_epochs_decay, opt.epoch_count
+            )
+            self.schedulers = {"lr": decay}
+        self.print_networks(verbose)
 
     def on_epoch_end(self, metric: float | None = None) -> None:
         self.schedulers["lr"].epoch_end(self.epoch, self.schedule.on["translation"])
@@ -490,10 +497,11 @@ class LiSSModel(CycleGANModel):
     def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
         visuals = super().get_current_visuals()
         for X in "AB":
-            if self.schedule.on.get("depth") and torch.is_tensor(getattr(self, f"depth_pred_{X}", None)):
-                visuals[f"depth_pred_{X}"] = depth_panel(getattr(self, f"depth_pred_{X}").detach())
-            if self.schedule.on.get("gray") and torch.is_tensor(getattr(self, f"gray_pred_{X}", None)):
-                visuals[f"gray_pred_{X}"] = getattr(self, f"gray_pred_{X}")
+            depth, gray = getattr(self, f"depth_pred_{X}", None), getattr(self, f"gray_pred_{X}", None)
+            if self.schedule.on.get("depth") and torch.is_tensor(depth):
+                visuals[f"depth_pred_{X}"] = depth_panel(depth.detach())
+            if self.schedule.on.get("gray") and torch.is_tensor(gray):
+                visuals[f"gray_pred_{X}"] = gray
         return visuals
 
     # ------------------------------------------------------------------ inference and official files
@@ -510,7 +518,7 @@ class LiSSModel(CycleGANModel):
         return visuals
 
     def _fit_heads(self, name: str, state: dict) -> None:
-        """Size the classifier heads of generator ``name`` to a state_dict trained at another crop size."""
+        """Size generator ``name``'s classifier heads to a state_dict trained at another crop size."""
         net = getattr(self, name)
         key = next((k for k in state if k.endswith("rotation.11.weight")), None)
         if isinstance(net, LiSSGenerator) and key is not None:
@@ -522,7 +530,7 @@ class LiSSModel(CycleGANModel):
         super().load_inference_state(ckpt, source)
 
     def import_official(self, expr_dir: str, epoch: str, names: list[str]) -> bool:
-        """Official ``<epoch>_net_{G_A,G_B,D_A,D_B}.pth`` files (plain state_dicts with these module names)."""
+        """Official ``<epoch>_net_{G_A,G_B,D_A,D_B}.pth`` files: plain state_dicts with these module names."""
         for name, label in self.official_file_labels(names).items():
             path = os.path.join(expr_dir, f"{epoch}_net_{label}.pth")
             if os.path.isfile(path):

@@ -207,3 +207,28 @@ class LegacyRAdam(torch.optim.Optimizer):
                 else:
                     p.add_(exp_avg, alpha=-size)
         return loss
+
+
+@torch.no_grad()
+def task_metrics(model, loader: Iterable[dict], device: torch.device) -> dict[str, float]:
+    """The official eval.py metrics of every task of a LiSS ``model`` over ``loader``.
+
+    ``test_G_{A,B}_{task}_loss``: the training loss of the task (gray includes its 0.1 GAN term), averaged over
+    batches; ``test_G_{A,B}_{rotation,jigsaw}_acc``: argmax accuracy over all samples. Translation is not run
+    (the official eval computes it for images only). Uses ``model.set_input``/``forward``/``task_loss``.
+    """
+    keys = [(X, t) for t in model.tasks for X in "AB"]
+    losses = {k: [] for k in keys}
+    correct, count = dict.fromkeys(keys, 0), dict.fromkeys(keys, 0)
+    for batch in loader:
+        model.set_input({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
+        model.forward(dict.fromkeys(model.tasks, True))
+        for X, task in keys:
+            losses[X, task].append(float(model.task_loss(task, X)))
+            if THRESHOLD_KIND[task] == "acc":
+                pred = getattr(model, f"{task}_pred_{X}").argmax(1)
+                correct[X, task] += int((pred == getattr(model, f"{task}_target_{X}")).sum())
+                count[X, task] += pred.numel()
+    metrics = {f"test_G_{X}_{t}_loss": sum(v) / len(v) for (X, t), v in losses.items() if v}
+    metrics.update({f"test_G_{X}_{t}_acc": correct[X, t] / n for (X, t), n in count.items() if n})
+    return metrics

@@ -41,21 +41,51 @@ class SRUNITModel(CUTModel):
     def modify_commandline_options(parser, is_train):
         parser = CUTModel.modify_commandline_options(parser, is_train)
         if is_train:
-            parser.add_argument("--reg_type", default="v2", choices=["v1", "v2"],
-                                help="v1: the SR loss updates G only; v2: G and F")
-            parser.add_argument("--reg", type=float, default=0.001, help="weight of the SR loss (0: plain CUT)")
-            parser.add_argument("--reg_noise", type=float, default=0.001, help="largest perturbation magnitude")
-            parser.add_argument("--reg_layers", default="0,1,2,3,4",
-                                help="indices into --nce_layers (not layer ids) the SR loss draws from")
-            parser.add_argument("--inact_epochs", "--init_epochs", dest="inact_epochs", type=int, default=100,
-                                help="epochs without the SR loss at the start of training")
-            parser.add_argument("--D_noise", type=float, default=0.0, help="std of Gaussian noise added to D's inputs")
-            add_flag(parser, "--inact_freeze_G",
-                     help="official quirk: during inact_epochs only D trains (G and F are frozen)")
-            parser.add_argument("--sr_noise_mode", default="sampled", choices=["sampled", "fixed"],
-                                help="perturbation norm: the sampled magnitude m, or always reg_noise (official)")
-            parser.add_argument("--sr_anchor", default="input", choices=["input", "output"],
-                                help="compare the re-encoded perturbation with G_enc(A) (official) or G_enc(G(A))")
+            parser.add_argument(
+                "--reg_type",
+                default="v2",
+                choices=["v1", "v2"],
+                help="v1: the SR loss updates G only; v2: G and F",
+            )
+            parser.add_argument(
+                "--reg", type=float, default=0.001, help="weight of the SR loss (0: plain CUT)"
+            )
+            parser.add_argument(
+                "--reg_noise", type=float, default=0.001, help="largest perturbation magnitude"
+            )
+            parser.add_argument(
+                "--reg_layers",
+                default="0,1,2,3,4",
+                help="indices into --nce_layers (not layer ids) the SR loss draws from",
+            )
+            parser.add_argument(
+                "--inact_epochs",
+                "--init_epochs",
+                dest="inact_epochs",
+                type=int,
+                default=100,
+                help="epochs without the SR loss at the start of training",
+            )
+            parser.add_argument(
+                "--D_noise", type=float, default=0.0, help="std of Gaussian noise added to D's inputs"
+            )
+            add_flag(
+                parser,
+                "--inact_freeze_G",
+                help="official quirk: during inact_epochs only D trains (G and F are frozen)",
+            )
+            parser.add_argument(
+                "--sr_noise_mode",
+                default="sampled",
+                choices=["sampled", "fixed"],
+                help="perturbation norm: the sampled magnitude m, or always reg_noise (official)",
+            )
+            parser.add_argument(
+                "--sr_anchor",
+                default="input",
+                choices=["input", "output"],
+                help="compare the re-encoded perturbation with G_enc(A) (official) or G_enc(G(A))",
+            )
             parser.set_defaults(save_epoch_freq=25)
         return parser
 
@@ -86,8 +116,9 @@ class SRUNITModel(CUTModel):
         """One pass gives the translation and the tapped features of its input (official SRUNIT forward)."""
         if not self.sr_enabled:
             return super().generate(real)
-        *self.feats_real, fake = self.netG.encode(real, [*self.nce_layers, len(self.netG.model) - 1],
-                                                  stop_early=False)
+        *self.feats_real, fake = self.netG.encode(
+            real, [*self.nce_layers, len(self.netG.model) - 1], stop_early=False
+        )
         return fake
 
     def key_features(self, domain: str) -> list[torch.Tensor] | None:
@@ -111,7 +142,9 @@ class SRUNITModel(CUTModel):
         b, _, h, w = feat.shape
         noise = self.draw("sr_noise", lambda: torch.randn_like(feat))
         unit = noise / (noise.pow(2).sum(1, keepdim=True).sqrt() + 1e-12)
-        uniform = self.draw("sr_magnitude", lambda: torch.rand(b, 1, h, w, device=feat.device, dtype=feat.dtype))
+        uniform = self.draw(
+            "sr_magnitude", lambda: torch.rand(b, 1, h, w, device=feat.device, dtype=feat.dtype)
+        )
         magnitude = 1e-7 + (self.opt.reg_noise - 1e-7) * uniform  # 1e-7: the official minimum magnitude
         scale = self.opt.reg_noise if self.opt.sr_noise_mode == "fixed" else magnitude
         return scale * unit, magnitude
@@ -124,18 +157,22 @@ class SRUNITModel(CUTModel):
         return self.netG.encode(x, [layer])[0]
 
     def compute_reg_loss(self) -> torch.Tensor:
-        choice = int(self.draw("sr_choice", lambda: self.reg_layers[int(torch.randint(len(self.reg_layers), ()))]))
+        choice = int(
+            self.draw("sr_choice", lambda: self.reg_layers[int(torch.randint(len(self.reg_layers), ()))])
+        )
         layer = self.nce_layers[choice]
         feat = self.feats_real[choice][: self.real_A.size(0)]
         delta, magnitude = self.sample_perturbation(feat)
         perturbed = self.decode_and_reencode(feat + delta, layer)
         anchor = feat if self.opt.sr_anchor == "input" else self.netG.encode(self.fake_B, [layer])[0]
-        (k,), ids = self.netF([anchor], self.opt.num_patches, self.draw("patch_ids", lambda: None),
-                              mlp_indices=[choice])
+        (k,), ids = self.netF(
+            [anchor], self.opt.num_patches, self.draw("sr_patch_ids", lambda: None), mlp_indices=[choice]
+        )
         (q,), _ = self.netF([perturbed], self.opt.num_patches, ids, mlp_indices=[choice])
-        # Float32 whatever the autocast dtype: 1/m reaches 1e7, d is small.
-        dist = ((q.float() - k.float()).pow(2).sum(1) + 1e-12).sqrt()
-        m = magnitude.flatten(1)[:, ids[0]].flatten().float()  # batch-major, like F's rows
+        # At least float32 whatever the autocast dtype: 1/m reaches 1e7 and d is small.
+        dtype = torch.promote_types(q.dtype, torch.float32)
+        dist = ((q.to(dtype) - k.to(dtype)).pow(2).sum(1) + 1e-12).sqrt()
+        m = magnitude.flatten(1)[:, ids[0]].flatten().to(dtype)  # batch-major, like F's rows
         return (dist / m).mean() / len(self.nce_layers)  # official: / n_layers although one layer is used
 
     def optimize_parameters(self) -> None:

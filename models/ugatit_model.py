@@ -27,7 +27,6 @@ option where published behaviour depends on it (docs/ugatit.md lists all):
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import re
@@ -39,26 +38,14 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from models.base_model import BaseModel
+from models.losses.ugatit import bce, mse
 from models.networks.adaptive_norms import ILN, AdaILN, RhoClipper
 from models.networks.init import init_weights
 from models.networks.ugatit import Discriminator, ResnetGenerator
-from options.base_options import add_flag
+from models.ugatit_options import add_ugatit_options
 from util.checkpoint import CheckpointError, clean_state_dict, load_file
 
 D_NAMES = ("disGA", "disLA", "disGB", "disLB")  # official loss order: GA, LA, then GB, LB
-
-
-def parse_light(value: str) -> int:
-    """``--light``: official booleans (True = GAP before the MLP) or the fork's pool size (<= 0: full)."""
-    lowered = str(value).lower()
-    if lowered in ("true", "t", "yes", "y"):
-        return 1
-    if lowered in ("false", "f", "no", "n"):
-        return 0
-    try:
-        return max(int(value), 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--light: expected True/False or an int, got {value!r}") from None
 
 
 class UGATITDecay:
@@ -88,54 +75,13 @@ def heatmap_image(heatmap: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return rgb * 2 - 1
 
 
-def _extend_choices(parser: argparse.ArgumentParser, dest: str, *extra: str) -> None:
-    for action in parser._actions:
-        if action.dest == dest and action.choices is not None:
-            action.choices = [*action.choices, *[e for e in extra if e not in action.choices]]
-
-
 class UGATITModel(BaseModel):
     directions = ("AtoB", "BtoA")
     arch = "official"
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        _extend_choices(parser, "init_type", "pytorch")
-        parser.set_defaults(crop_size=256, load_size=286 if is_train else 256, init_type="pytorch")
-        g = parser.add_argument_group("U-GAT-IT (official option names)")
-        g.add_argument("--light", type=parse_light, default=0,
-                       help="True/1: GAP before the gamma/beta MLP (10.6M-param G); False/0: full MLP on the "
-                       "flattened map (279M at 256 px); k > 1: pool to k x k first (enhanced fork)")
-        g.add_argument("--n_res", type=int, default=4, help="residual blocks in the encoder and in the decoder")
-        g.add_argument("--ch", type=int, default=None, help="base width of G and D (sets --ngf and --ndf)")
-        g.add_argument("--img_size", type=int, default=None,
-                       help="image size S: crop_size = S, load_size = S + 30 when training (official resize)")
-        g.add_argument("--ugatit_norm_var", default="unbiased", choices=["unbiased", "biased"],
-                       help="ILN/AdaILN variance: unbiased = official PyTorch, biased = TF/paper")
-        if is_train:
-            parser.set_defaults(lr=1e-4, beta1=0.5, beta2=0.999, batch_size=1, max_steps=1_000_000)
-            g.add_argument("--iteration", dest="max_steps", type=int, default=argparse.SUPPRESS,
-                           help="total training iterations (official default 1,000,000)")
-            add_flag(g, "--decay_flag", True, "decay lr linearly to 0 over the second half of training")
-            g.add_argument("--weight_decay", type=float, default=1e-4, help="Adam L2 weight decay")
-            g.add_argument("--weight_decay_norms", action=argparse.BooleanOptionalAction, default=True,
-                           help="also decay rho/gamma/beta and norm affines (official: every parameter)")
-            for name, default in (("adv", 1.0), ("cycle", 10.0), ("identity", 10.0), ("cam", 1000.0)):
-                g.add_argument(f"--{name}_weight", type=float, default=default, help=f"weight of the {name} loss")
-            g.add_argument("--n_global_dis", type=int, default=7, help="global discriminator depth")
-            g.add_argument("--n_local_dis", type=int, default=5, help="local discriminator depth")
-            g.add_argument("--ugatit_d_cam_weight", default="raw", choices=["raw", "sn"],
-                           help="D CAM feature weighting: raw weight_orig (official) or spectral-normalised (TF)")
-            g.add_argument("--ugatit_fast_d", action=argparse.BooleanOptionalAction, default=False,
-                           help="batch real+fake in one D call and use eval-mode D in the G step (not official)")
-            g.add_argument("--official_ckpt", default="",
-                           help="initialise all networks from an official <dataset>_params_<iter>.pt file")
-        else:
-            g.add_argument("--save_heatmaps", action=argparse.BooleanOptionalAction, default=False,
-                           help="also write the CAM heatmap of each translation")
-            g.add_argument("--save_panels", action=argparse.BooleanOptionalAction, default=False,
-                           help="write the official test strip: identity, translation, cycle and their heatmaps")
-        return parser
+        return add_ugatit_options(parser, is_train)
 
     @classmethod
     def preset_defaults(cls, known, is_train):
@@ -146,8 +92,10 @@ class UGATITModel(BaseModel):
     @classmethod
     def validate_options(cls, opt, parser):
         if opt.light == 0 and (opt.crop_size % 4 or opt.preprocess in ("none", "scale_width")):
-            parser.error("the full U-GAT-IT generator (--light False) needs fixed square inputs of a multiple of 4: "
-                         "use --preprocess resize_and_crop or crop, or --light True")
+            parser.error(
+                "the full U-GAT-IT generator (--light False) needs fixed square inputs of a multiple of 4: "
+                "use --preprocess resize_and_crop or crop, or --light True"
+            )
         if opt.isTrain and opt.max_steps < 1:
             parser.error("--iteration must be >= 1")
 
@@ -156,8 +104,18 @@ class UGATITModel(BaseModel):
         super().__init__(opt)
         self.ngf = opt.ch or opt.ngf
         self.ndf = opt.ch or opt.ndf
-        self.visual_names = ["real_A", "fake_A2B", "fake_A2B2A", "fake_A2A", "heatmap_A2B",
-                             "real_B", "fake_B2A", "fake_B2A2B", "fake_B2B", "heatmap_B2A"]
+        self.visual_names = [
+            "real_A",
+            "fake_A2B",
+            "fake_A2B2A",
+            "fake_A2A",
+            "heatmap_A2B",
+            "real_B",
+            "fake_B2A",
+            "fake_B2A2B",
+            "fake_B2B",
+            "heatmap_B2A",
+        ]
         self.genA2B = self.build_generator()
         self.genB2A = self.build_generator()
         self.model_names = ["genA2B", "genB2A"]
@@ -165,9 +123,22 @@ class UGATITModel(BaseModel):
             return
         self.d_losses = [f"D_ad{c}_loss_{d[3:]}" for d in D_NAMES for c in ("", "_cam")]
         self.g_adv_losses = [f"G_ad{c}_loss_{d[3:]}" for d in D_NAMES for c in ("", "_cam")]
-        self.loss_names = [*self.d_losses, "D_loss_A", "D_loss_B", "Discriminator_loss", *self.g_adv_losses,
-                           "G_recon_loss_A", "G_identity_loss_A", "G_cam_loss_A", "G_loss_A",
-                           "G_recon_loss_B", "G_identity_loss_B", "G_cam_loss_B", "G_loss_B", "Generator_loss"]
+        self.loss_names = [
+            *self.d_losses,
+            "D_loss_A",
+            "D_loss_B",
+            "Discriminator_loss",
+            *self.g_adv_losses,
+            "G_recon_loss_A",
+            "G_identity_loss_A",
+            "G_cam_loss_A",
+            "G_loss_A",
+            "G_recon_loss_B",
+            "G_identity_loss_B",
+            "G_cam_loss_B",
+            "G_loss_B",
+            "Generator_loss",
+        ]
         for name in ("disGA", "disGB", "disLA", "disLB"):  # official construction order
             depth = opt.n_global_dis if name.startswith("disG") else opt.n_local_dis
             setattr(self, name, self.build_discriminator(depth))
@@ -180,8 +151,16 @@ class UGATITModel(BaseModel):
 
     def generator_kwargs(self) -> dict:
         opt = self.opt
-        return dict(ngf=self.ngf, n_blocks=opt.n_res, img_size=opt.crop_size, light=opt.light, arch=self.arch,
-                    unbiased_var=opt.ugatit_norm_var == "unbiased", input_nc=opt.input_nc, output_nc=opt.output_nc)
+        return dict(
+            ngf=self.ngf,
+            n_blocks=opt.n_res,
+            img_size=opt.crop_size,
+            light=opt.light,
+            arch=self.arch,
+            unbiased_var=opt.ugatit_norm_var == "unbiased",
+            input_nc=opt.input_nc,
+            output_nc=opt.output_nc,
+        )
 
     def discriminator_kwargs(self) -> dict:
         return dict(arch=self.arch, cam_weight=self.opt.ugatit_d_cam_weight)
@@ -203,12 +182,21 @@ class UGATITModel(BaseModel):
         params = [p for net in nets for p in net.parameters()]
         groups: list[dict] = [{"params": params}]
         if not self.opt.weight_decay_norms:
-            norm_ids = {id(p) for net in nets for m in net.modules()
-                        if isinstance(m, (AdaILN, ILN, nn.InstanceNorm2d)) for p in m.parameters()}
-            groups = [{"params": [p for p in params if id(p) not in norm_ids]},
-                      {"params": [p for p in params if id(p) in norm_ids], "weight_decay": 0.0}]
+            norm_ids = {
+                id(p)
+                for net in nets
+                for m in net.modules()
+                if isinstance(m, (AdaILN, ILN, nn.InstanceNorm2d))
+                for p in m.parameters()
+            }
+            groups = [
+                {"params": [p for p in params if id(p) not in norm_ids]},
+                {"params": [p for p in params if id(p) in norm_ids], "weight_decay": 0.0},
+            ]
         opt = self.opt
-        return torch.optim.Adam(groups, lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
+        return torch.optim.Adam(
+            groups, lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay
+        )
 
     def setup(self, verbose: bool = False) -> None:
         if self.isTrain:
@@ -236,10 +224,17 @@ class UGATITModel(BaseModel):
         self.fake_A2A, self.cam_A2A, _ = self.genB2A(self.real_A)
         self.fake_B2B, self.cam_B2B, _ = self.genA2B(self.real_B)
 
-    def discriminate(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logit map, CAM logits) of discriminator ``name`` on ``x``; the enhanced model adds masks here."""
+    def discriminate(self, name: str, x: torch.Tensor, src: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logit map, CAM logits) of discriminator ``name`` on ``x``, an image made from domain ``src``.
+
+        ``src`` selects the segmentation mask in the enhanced model; the official model ignores it.
+        """
         logit, cam_logit, _ = getattr(self, name)(x)
         return logit, cam_logit
+
+    def mask_logit(self, logit: torch.Tensor, src: str, target: float) -> torch.Tensor:
+        """Hook for the enhanced ``--seg_D_mask`` (background logits set to their target); identity here."""
+        return logit
 
     def real_fake(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Real images of the D's domain and the (detached) fakes translated into it."""
@@ -252,12 +247,15 @@ class UGATITModel(BaseModel):
         terms = {}
         for name in D_NAMES:
             real, fake = self.real_fake(name)
+            dom, other = name[-1], "B" if name[-1] == "A" else "A"  # fakes of domain X come from the other
             if self.opt.ugatit_fast_d:
-                logit, cam = self.discriminate(name, torch.cat([real, fake]))
+                logit, cam = self.discriminate(name, torch.cat([real, fake]), None)
                 (real_logit, fake_logit), (real_cam, fake_cam) = logit.chunk(2), cam.chunk(2)
             else:
-                real_logit, real_cam = self.discriminate(name, real)
-                fake_logit, fake_cam = self.discriminate(name, fake)
+                real_logit, real_cam = self.discriminate(name, real, dom)
+                fake_logit, fake_cam = self.discriminate(name, fake, other)
+            real_logit = self.mask_logit(real_logit, dom, 1.0)
+            fake_logit = self.mask_logit(fake_logit, other, 0.0)
             suffix = name[3:]
             terms[f"D_ad_loss_{suffix}"] = mse(real_logit, 1.0) + mse(fake_logit, 0.0)
             terms[f"D_ad_cam_loss_{suffix}"] = mse(real_cam, 1.0) + mse(fake_cam, 0.0)
@@ -285,7 +283,9 @@ class UGATITModel(BaseModel):
         fakes = self.g_fakes()
         terms = {}
         for name in D_NAMES:
-            logit, cam = self.discriminate(name, fakes[name[-1]])
+            src = "B" if name[-1] == "A" else "A"
+            logit, cam = self.discriminate(name, fakes[name[-1]], src)
+            logit = self.mask_logit(logit, src, 1.0)
             terms[f"G_ad_loss_{name[3:]}"] = mse(logit, 1.0)
             terms[f"G_ad_cam_loss_{name[3:]}"] = mse(cam, 1.0)
         terms["G_recon_loss_A"] = F.l1_loss(self.fake_A2B2A, self.real_A)
@@ -301,9 +301,18 @@ class UGATITModel(BaseModel):
         o = self.opt
         losses = []
         for x in ("A", "B"):
-            adv = t[f"G_ad_loss_G{x}"] + t[f"G_ad_cam_loss_G{x}"] + t[f"G_ad_loss_L{x}"] + t[f"G_ad_cam_loss_L{x}"]
-            losses.append(o.adv_weight * adv + o.cycle_weight * t[f"G_recon_loss_{x}"]
-                          + o.identity_weight * t[f"G_identity_loss_{x}"] + o.cam_weight * t[f"G_cam_loss_{x}"])
+            adv = (
+                t[f"G_ad_loss_G{x}"]
+                + t[f"G_ad_cam_loss_G{x}"]
+                + t[f"G_ad_loss_L{x}"]
+                + t[f"G_ad_cam_loss_L{x}"]
+            )
+            losses.append(
+                o.adv_weight * adv
+                + o.cycle_weight * t[f"G_recon_loss_{x}"]
+                + o.identity_weight * t[f"G_identity_loss_{x}"]
+                + o.cam_weight * t[f"G_cam_loss_{x}"]
+            )
         return losses[0], losses[1]
 
     def backward_G(self) -> torch.Tensor:
@@ -398,7 +407,8 @@ class UGATITModel(BaseModel):
                     f"{path}: {name} does not match this {self.arch} U-GAT-IT configuration; missing keys: "
                     f"{', '.join(result.missing_keys) or 'none'}; unexpected keys: "
                     f"{', '.join(result.unexpected_keys) or 'none'} (enhanced-U-GAT-IT files need "
-                    "--model ugatit_enhanced; check --light, --ch, --n_res and the image size)")
+                    "--model ugatit_enhanced; check --light, --ch, --n_res and the image size)"
+                )
         print(f"loaded official U-GAT-IT weights ({', '.join(names)}) from {path}")
 
     def import_official(self, expr_dir: str, epoch: str, names: list[str]) -> bool:
@@ -429,11 +439,3 @@ def find_official_file(expr_dir: str, epoch: str) -> str | None:
         if numbered:
             return max(numbered)[1]
     return None
-
-
-def mse(x: torch.Tensor, target: float) -> torch.Tensor:
-    return F.mse_loss(x, torch.full_like(x, target))
-
-
-def bce(x: torch.Tensor, target: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(x, torch.full_like(x, target))

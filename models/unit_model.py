@@ -26,7 +26,6 @@ from models.base_model import BaseModel
 from models.losses.unit import GAN_TYPES, PerceptualLoss, dis_loss, gen_adv_loss, kl_loss, recon_loss
 from models.networks.unit import (
     ACTIVATIONS,
-    INIT_TYPES,
     NORM_TYPES,
     PAD_TYPES,
     MsImageDis,
@@ -53,12 +52,8 @@ CONFIG_KEYS: dict[str, str | None] = {
     "dis.dim": "ndf", "dis.n_layer": "n_layer", "dis.num_scales": "num_scales", "dis.norm": "dis_norm",
     "dis.activ": "dis_activ", "dis.pad_type": "dis_pad_type", "dis.gan_type": "gan_type",
 }  # fmt: skip
-_PER_IMAGE_FREQS = (
-    "save_latest_freq",
-    "print_freq",
-    "display_freq",
-    "update_html_freq",
-)  # counted in images here
+# The framework counts these frequencies in images, the official config in iterations.
+_PER_IMAGE_FREQS = ("save_latest_freq", "print_freq", "display_freq", "update_html_freq")
 
 
 def read_config(path: str) -> tuple[dict, list[str]]:
@@ -78,19 +73,62 @@ def read_config(path: str) -> tuple[dict, list[str]]:
             if dest in values and values[dest] != value:
                 problems.append(f"{key}={value} differs from another key mapped to --{dest} ({values[dest]})")
             values[dest] = value
-    if values.get("init_type") == "gaussian":
-        values["init_type"] = "normal"  # the framework's name for N(0, 0.02)
+    if values.get("init_type") == "gaussian":  # the framework's name for N(0, 0.02); "default" passes as is
+        values["init_type"] = "normal"
     for dest in _PER_IMAGE_FREQS:
         if dest in values:
             values[dest] = values[dest] * values.get("batch_size", 1)
     return values, problems
 
 
-def _alias(parser, *names: str, dest: str, **kwargs) -> None:
-    """Another spelling of an existing option; SUPPRESS keeps the option's own default."""
-    parser.add_argument(
-        *names, dest=dest, default=argparse.SUPPRESS, help=f"alias of the {dest} option", **kwargs
-    )
+def _opt(default, kind=None, choices=None, help=None) -> dict:
+    kw = {"default": default, "type": kind or type(default), "help": help}
+    return {**kw, "choices": choices} if choices else kw
+
+
+# (flags, dest, argparse kwargs): the official key spelled with a dot, and with an underscore.
+_OPTIONS = [
+    (("--gen.n_downsample", "--n_downsample"), "n_downsample", _opt(2, help="stride-2 convs in E")),
+    (("--gen.n_res", "--n_res"), "n_res", _opt(4, help="ResBlocks in E and in G")),
+    (("--gen.activ", "--gen_activ"), "gen_activ", _opt("relu", choices=ACTIVATIONS)),
+    (("--gen.pad_type", "--gen_pad_type"), "gen_pad_type", _opt("reflect", choices=PAD_TYPES)),
+    (("--unit_shared_enc_blocks",), "unit_shared_enc_blocks", _opt(0, help="last E blocks shared (paper 1)")),
+    (
+        ("--unit_shared_dec_blocks",),
+        "unit_shared_dec_blocks",
+        _opt(0, help="first G blocks shared (paper 1)"),
+    ),
+]
+_TRAIN_OPTIONS = [
+    (("--dis.n_layer", "--n_layer"), "n_layer", _opt(4)),
+    (("--dis.num_scales", "--num_scales"), "num_scales", _opt(3)),
+    (("--dis.norm", "--dis_norm"), "dis_norm", _opt("none", choices=NORM_TYPES)),
+    (("--dis.activ", "--dis_activ"), "dis_activ", _opt("lrelu", choices=ACTIVATIONS)),
+    (("--dis.pad_type", "--dis_pad_type"), "dis_pad_type", _opt("reflect", choices=PAD_TYPES)),
+    (("--dis.gan_type", "--gan_type"), "gan_type", _opt("lsgan", choices=GAN_TYPES)),
+    (("--gan_w",), "gan_w", _opt(1.0, help="adversarial weight (G and D)")),
+    (("--recon_x_w",), "recon_x_w", _opt(10.0, help="L1 x -> E -> G -> x")),
+    (("--recon_kl_w",), "recon_kl_w", _opt(0.01, help="mean(h^2) of h_a, h_b")),
+    (("--recon_x_cyc_w",), "recon_x_cyc_w", _opt(10.0, help="L1 cycle x -> y -> x")),
+    (("--recon_kl_cyc_w",), "recon_kl_cyc_w", _opt(0.01, help="mean(h^2) of the cycle latents")),
+    (("--recon_h_w",), "recon_h_w", _opt(0.0, help="documented but never read officially: must be 0")),
+    (("--vgg_w",), "vgg_w", _opt(0.0, help="domain-invariant perceptual loss (needs --vgg_weights)")),
+    (("--vgg_weights",), "vgg_weights", _opt("", help="local VGG16: official vgg16.weight or torchvision's")),
+    (("--weight_decay",), "weight_decay", _opt(1e-4, help="Adam L2 weight decay (G and D)")),
+    (("--step_size",), "step_size", _opt(100000, help="iterations between lr decays (--lr_policy step)")),
+    (("--gamma",), "gamma", _opt(0.5, help="lr decay factor (--lr_policy step)")),
+]
+_ALIASES = [
+    (("--gen.dim", "--gen_dim"), "ngf", int), (("--input_dim_a",), "input_nc", int),
+    (("--input_dim_b",), "output_nc", int), (("--new_size",), "load_size", int),
+    (("--crop_image_height", "--crop_image_width"), "crop_size", int), (("--data_root",), "dataroot", str),
+    (("--num_workers",), "num_threads", int),
+]  # fmt: skip
+_TRAIN_ALIASES = [
+    (("--dis.dim", "--dis_dim"), "ndf", int), (("--max_iter",), "max_steps", int),
+    (("--snapshot_save_iter",), "save_latest_freq", int), (("--log_iter",), "print_freq", int),
+    (("--image_display_iter",), "display_freq", int), (("--image_save_iter",), "update_html_freq", int),
+]  # fmt: skip
 
 
 def _dis_too_small(size: int, n_layer: int, num_scales: int) -> bool:
@@ -124,6 +162,10 @@ def find_official(path: str, kind: str, iteration: str = "latest") -> str | None
     return None
 
 
+LOSS_NAMES = """dis_a dis_b dis_total gen_adv_a gen_adv_b gen_recon_x_a gen_recon_x_b gen_recon_kl_a gen_recon_kl_b
+gen_cyc_x_a gen_cyc_x_b gen_recon_kl_cyc_aba gen_recon_kl_cyc_bab gen_total"""  # the official attribute names
+
+
 class UNITModel(BaseModel):
     directions = ("AtoB", "BtoA")
 
@@ -131,99 +173,30 @@ class UNITModel(BaseModel):
     def modify_commandline_options(parser, is_train):
         g = parser.add_argument_group("UNIT (official config key names)")
         g.add_argument("--config", default="", help="official UNIT YAML config; flags given here override it")
-        _alias(g, "--gen.dim", "--gen_dim", dest="ngf", type=int)
-        g.add_argument("--gen.n_downsample", "--n_downsample", dest="n_downsample", type=int, default=2)
+        g.add_argument("--official_checkpoint", default="", help="official gen_XXXXXXXX.pt (training also reads "
+                       "dis_XXXXXXXX.pt and optimizer.pt beside it)")  # fmt: skip
         g.add_argument(
-            "--gen.n_res", "--n_res", dest="n_res", type=int, default=4, help="ResBlocks in E and in G"
+            "--share_layers", type=int, default=None, help="shorthand: N shared encoder and decoder blocks"
         )
-        g.add_argument("--gen.activ", "--gen_activ", dest="gen_activ", default="relu", choices=ACTIVATIONS)
-        g.add_argument(
-            "--gen.pad_type", "--gen_pad_type", dest="gen_pad_type", default="reflect", choices=PAD_TYPES
-        )
-        g.add_argument(
-            "--unit_shared_enc_blocks",
-            type=int,
-            default=0,
-            help="last encoder ResBlocks shared by gen_a and gen_b (paper: 1; master: 0)",
-        )
-        g.add_argument(
-            "--unit_shared_dec_blocks",
-            type=int,
-            default=0,
-            help="first decoder ResBlocks shared by gen_a and gen_b (paper: 1; master: 0)",
-        )
-        g.add_argument(
-            "--share_layers", type=int, default=None, help="shorthand: share N encoder and N decoder blocks"
-        )
-        _alias(g, "--input_dim_a", dest="input_nc", type=int, choices=[1, 3])
-        _alias(g, "--input_dim_b", dest="output_nc", type=int, choices=[1, 3])
-        _alias(g, "--new_size", dest="load_size", type=int)
-        _alias(g, "--crop_image_height", "--crop_image_width", dest="crop_size", type=int)
-        _alias(g, "--data_root", dest="dataroot")
-        _alias(g, "--num_workers", dest="num_threads", type=int)
-        _alias(g, "--init", dest="init_type", choices=INIT_TYPES)
-        g.add_argument(
-            "--official_checkpoint",
-            default="",
-            help="official gen_XXXXXXXX.pt (dis_/optimizer.pt beside it are used when training)",
-        )
+        for flags, dest, kw in _OPTIONS + (_TRAIN_OPTIONS if is_train else []):
+            g.add_argument(*flags, dest=dest, **kw)
+        for flags, dest, kind in _ALIASES + (_TRAIN_ALIASES if is_train else []):
+            # Another spelling of an existing option; SUPPRESS keeps that option's own default.
+            g.add_argument(*flags, dest=dest, type=kind, default=argparse.SUPPRESS, help=f"alias of --{dest}")
         parser.set_defaults(load_size=256, crop_size=256, ngf=64, ndf=64, init_type="kaiming")
         if not is_train:
-            g.add_argument("--num_style", type=int, default=0, help="also decode N samples h + n per input")
             g.add_argument(
-                "--minmax_output",
-                action=argparse.BooleanOptionalAction,
-                default=False,
-                help="min-max stretch each image as the official test.py's save_image(normalize=True)",
+                "--num_style", type=int, default=0, help="also decode N samples G(h + n) per input"
             )
+            g.add_argument("--minmax_output", action=argparse.BooleanOptionalAction, default=False,
+                           help="min-max stretch each image like the official save_image(normalize=True)")  # fmt: skip
             return parser
-        _alias(g, "--dis.dim", "--dis_dim", dest="ndf", type=int)
-        g.add_argument("--dis.n_layer", "--n_layer", dest="n_layer", type=int, default=4)
-        g.add_argument("--dis.num_scales", "--num_scales", dest="num_scales", type=int, default=3)
-        g.add_argument("--dis.norm", "--dis_norm", dest="dis_norm", default="none", choices=NORM_TYPES)
-        g.add_argument("--dis.activ", "--dis_activ", dest="dis_activ", default="lrelu", choices=ACTIVATIONS)
-        g.add_argument(
-            "--dis.pad_type", "--dis_pad_type", dest="dis_pad_type", default="reflect", choices=PAD_TYPES
-        )
-        g.add_argument("--dis.gan_type", "--gan_type", dest="gan_type", default="lsgan", choices=GAN_TYPES)
-        for name, default, what in [
-            ("gan_w", 1.0, "adversarial"),
-            ("recon_x_w", 10.0, "L1 x -> x"),
-            ("recon_kl_w", 0.01, "mean(h^2) of h_a, h_b"),
-            ("recon_x_cyc_w", 10.0, "L1 cycle"),
-            ("recon_kl_cyc_w", 0.01, "mean(h^2) of the cycle latents"),
-            ("recon_h_w", 0.0, "documented, never read by the official code: must be 0"),
-            ("vgg_w", 0.0, "domain-invariant perceptual loss (needs --vgg_weights)"),
-            ("weight_decay", 1e-4, "Adam L2 weight decay (G and D)"),
-        ]:
-            g.add_argument(f"--{name}", type=float, default=default, help=what)
-        g.add_argument(
-            "--vgg_weights", default="", help="local VGG16 file: official vgg16.weight or torchvision's"
-        )
-        g.add_argument(
-            "--step_size", type=int, default=100000, help="iterations between lr decays (--lr_policy step)"
-        )
-        g.add_argument("--gamma", type=float, default=0.5, help="lr decay factor (--lr_policy step)")
-        _alias(g, "--max_iter", dest="max_steps", type=int)
-        _alias(g, "--snapshot_save_iter", dest="save_latest_freq", type=int)
-        _alias(g, "--log_iter", dest="print_freq", type=int)
-        _alias(g, "--image_display_iter", dest="display_freq", type=int)
-        _alias(g, "--image_save_iter", dest="update_html_freq", type=int)
         for action in parser._actions:  # the official "constant" policy (no schedule) joins the base choices
             if action.dest == "lr_policy" and "constant" not in action.choices:
                 action.choices = [*action.choices, "constant"]
-        parser.set_defaults(
-            lr=1e-4,
-            beta1=0.5,
-            beta2=0.999,
-            lr_policy="step",
-            max_steps=1_000_000,
-            save_latest_freq=10000,
-            print_freq=10,
-            display_freq=500,
-            update_html_freq=10000,
-            save_epoch_freq=0,
-        )
+        parser.set_defaults(lr=1e-4, beta1=0.5, beta2=0.999, lr_policy="step", max_steps=1_000_000,
+                            save_latest_freq=10000, print_freq=10, display_freq=500, update_html_freq=10000,
+                            save_epoch_freq=0)  # fmt: skip
         return parser
 
     @classmethod
@@ -235,38 +208,32 @@ class UNITModel(BaseModel):
 
     @classmethod
     def validate_options(cls, opt, parser):
-        if opt.config:
-            problems = read_config(opt.config)[1]
-            if problems:
-                parser.error(f"--config {opt.config}: " + "; ".join(problems))
-        if opt.share_layers is not None and (opt.unit_shared_enc_blocks or opt.unit_shared_dec_blocks):
-            parser.error(
-                "--share_layers is a shorthand for --unit_shared_enc_blocks/--unit_shared_dec_blocks: give one"
-            )
-        if any(n > opt.n_res for n in cls.shared_blocks(opt)) or min(cls.shared_blocks(opt)) < 0:
-            parser.error(f"shared blocks must be between 0 and --gen.n_res ({opt.n_res})")
-        if not opt.isTrain:
-            return
-        if opt.lr_policy not in ("step", "constant"):
-            parser.error(
-                f"UNIT supports --lr_policy step (every --step_size iterations) or constant, not {opt.lr_policy}"
-            )
-        if opt.recon_h_w != 0:
-            parser.error("--recon_h_w is never read by the official trainer; no hidden reconstruction exists")
-        if opt.vgg_w > 0 and not os.path.isfile(opt.vgg_weights):
-            parser.error(
-                f"--vgg_w {opt.vgg_w} needs a local VGG16 file via --vgg_weights (got {opt.vgg_weights!r}); "
-                "nothing is downloaded"
-            )
-        if opt.crop_size % 2**opt.n_downsample:
-            parser.error(
-                f"--crop_size {opt.crop_size} must be divisible by 2**n_downsample = {2**opt.n_downsample}"
-            )
-        if _dis_too_small(opt.crop_size, opt.n_layer, opt.num_scales):
-            parser.error(
-                f"--crop_size {opt.crop_size} is too small for a D with {opt.num_scales} scales of "
-                f"{opt.n_layer} layers; use >= {2 ** (opt.n_layer + opt.num_scales - 1)} or fewer scales"
-            )
+        problems = read_config(opt.config)[1] if opt.config else []
+        if problems:
+            parser.error(f"--config {opt.config}: " + "; ".join(problems))
+        shared = cls.shared_blocks(opt)
+        # fmt: off
+        checks = [
+            (opt.share_layers is not None and (opt.unit_shared_enc_blocks or opt.unit_shared_dec_blocks),
+             "--share_layers is a shorthand for --unit_shared_enc_blocks/--unit_shared_dec_blocks: give one"),
+            (max(shared) > opt.n_res or min(shared) < 0, f"shared blocks must be in [0, --gen.n_res={opt.n_res}]"),
+        ]
+        if opt.isTrain:
+            least = 2 ** (opt.n_layer + opt.num_scales - 1)
+            checks += [
+                (opt.lr_policy not in ("step", "constant"), f"UNIT's --lr_policy is step or constant, not {opt.lr_policy}"),
+                (opt.recon_h_w != 0, "--recon_h_w is never read by the official trainer: no hidden reconstruction"),
+                (opt.vgg_w > 0 and not os.path.isfile(opt.vgg_weights), f"--vgg_w {opt.vgg_w} needs a local VGG16 "
+                 f"file via --vgg_weights (got {opt.vgg_weights!r}); nothing is downloaded"),
+                (opt.crop_size % 2**opt.n_downsample, f"--crop_size {opt.crop_size} must be divisible by "
+                 f"2**n_downsample = {2**opt.n_downsample}"),
+                (_dis_too_small(opt.crop_size, opt.n_layer, opt.num_scales), f"--crop_size {opt.crop_size} is too "
+                 f"small for a D of {opt.num_scales} scales x {opt.n_layer} layers: use >= {least} or fewer scales"),
+            ]
+        # fmt: on
+        for failed, message in checks:
+            if failed:
+                parser.error(message)
 
     @staticmethod
     def shared_blocks(opt) -> tuple[int, int]:
@@ -276,34 +243,14 @@ class UNITModel(BaseModel):
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.loss_names = [
-            "dis_a",
-            "dis_b",
-            "dis_total",
-            "gen_adv_a",
-            "gen_adv_b",
-            "gen_recon_x_a",
-            "gen_recon_x_b",
-            "gen_recon_kl_a",
-            "gen_recon_kl_b",
-            "gen_cyc_x_a",
-            "gen_cyc_x_b",
-            "gen_recon_kl_cyc_aba",
-            "gen_recon_kl_cyc_bab",
-            "gen_total",
-        ]
+        self.loss_names = LOSS_NAMES.split()
         self.visual_names = ["real_A", "rec_A", "fake_B", "cyc_A", "real_B", "rec_B", "fake_A", "cyc_B"]
         self.model_names = ["gen_a", "gen_b", "dis_a", "dis_b"] if self.isTrain else ["gen_a", "gen_b"]
-        # Noise source of the posterior samples z = h + n; tests replace it to inject the official draws.
+        # Noise n of the posterior samples z = h + n, n ~ N(0, I); tests replace it to inject the official draws.
         self.noise_fn = torch.randn_like
         self.sample_generator: torch.Generator | None = None
-        g = dict(
-            dim=opt.ngf,
-            n_downsample=opt.n_downsample,
-            n_res=opt.n_res,
-            activ=opt.gen_activ,
-            pad_type=opt.gen_pad_type,
-        )
+        g = dict(dim=opt.ngf, n_downsample=opt.n_downsample, n_res=opt.n_res, activ=opt.gen_activ,
+                 pad_type=opt.gen_pad_type)  # fmt: skip
         self.gen_a = VAEGen(input_dim=opt.input_nc, **g)
         self.gen_b = VAEGen(input_dim=opt.output_nc, **g)
         share_blocks(self.gen_a, self.gen_b, *self.shared_blocks(opt))
@@ -312,14 +259,8 @@ class UNITModel(BaseModel):
             self.gen_a.apply(init)
             self.gen_b.apply(init)
             return
-        d = dict(
-            dim=opt.ndf,
-            n_layer=opt.n_layer,
-            num_scales=opt.num_scales,
-            norm=opt.dis_norm,
-            activ=opt.dis_activ,
-            pad_type=opt.dis_pad_type,
-        )
+        d = dict(dim=opt.ndf, n_layer=opt.n_layer, num_scales=opt.num_scales, norm=opt.dis_norm,
+                 activ=opt.dis_activ, pad_type=opt.dis_pad_type)  # fmt: skip
         self.dis_a = MsImageDis(input_dim=opt.input_nc, **d)
         self.dis_b = MsImageDis(input_dim=opt.output_nc, **d)
         # Official order: `init` on every network, then both Ds again with N(0, 0.02).
@@ -345,9 +286,8 @@ class UNITModel(BaseModel):
     def setup(self, verbose: bool = False) -> None:
         """Per-iteration StepLR (official ``get_scheduler``), and an official checkpoint if one was given."""
         opt = self.opt
-        iteration = (
-            self.load_official(opt.official_checkpoint) if self.isTrain and opt.official_checkpoint else 0
-        )
+        official = opt.official_checkpoint if self.isTrain else ""
+        iteration = self.load_official(official) if official else 0
         if self.isTrain and opt.lr_policy == "step":
             self.schedulers = {n: torch.optim.lr_scheduler.StepLR(o, opt.step_size, opt.gamma)
                                for n, o in self.optimizers.items()}  # fmt: skip
@@ -374,10 +314,6 @@ class UNITModel(BaseModel):
         self.real_A, self.real_B = batch["A"], batch["B"]
         self.image_paths = batch.get("A_paths")
 
-    def sample(self, h: torch.Tensor) -> torch.Tensor:
-        """z = h + n, n ~ N(0, I): the unit-variance posterior sample."""
-        return h + self.noise_fn(h)
-
     def optimize_parameters(self) -> None:
         self.update_D()
         self.update_G()
@@ -385,8 +321,10 @@ class UNITModel(BaseModel):
     def update_D(self) -> None:
         opt = self.opt
         with torch.no_grad():  # the official detaches the fakes; no graph is needed to make them
-            z_a = self.sample(self.gen_a.encode(self.real_A))
-            z_b = self.sample(self.gen_b.encode(self.real_B))
+            h_a = self.gen_a.encode(self.real_A)
+            z_a = h_a + self.noise_fn(h_a)
+            h_b = self.gen_b.encode(self.real_B)
+            z_b = h_b + self.noise_fn(h_b)
             fake_A, fake_B = self.gen_a.decode(z_b), self.gen_b.decode(z_a)
         self.loss_dis_a = dis_loss(self.dis_a(fake_A), self.dis_a(self.real_A), opt.gan_type)
         self.loss_dis_b = dis_loss(self.dis_b(fake_B), self.dis_b(self.real_B), opt.gan_type)
@@ -397,32 +335,31 @@ class UNITModel(BaseModel):
         opt = self.opt
         # D gets no gradient here; the official lets it accumulate and clears it in the next D step (same updates).
         self.set_requires_grad([self.dis_a, self.dis_b], False)
+        # Operations are created in the official order and h + n is formed once per use as there: autograd then
+        # accumulates gradients in the same order, so results match the official code bit for bit.
         h_a = self.gen_a.encode(self.real_A)
-        z_a = self.sample(h_a)
+        n_a = self.noise_fn(h_a)
         h_b = self.gen_b.encode(self.real_B)
-        z_b = self.sample(h_b)
-        self.rec_A, self.rec_B = self.gen_a.decode(z_a), self.gen_b.decode(z_b)
+        n_b = self.noise_fn(h_b)
+        self.rec_A, self.rec_B = self.gen_a.decode(h_a + n_a), self.gen_b.decode(h_b + n_b)
         # One noisy z per domain feeds both the reconstruction and the translation (official).
-        self.fake_A, self.fake_B = self.gen_a.decode(z_b), self.gen_b.decode(z_a)
+        self.fake_A, self.fake_B = self.gen_a.decode(h_b + n_b), self.gen_b.decode(h_a + n_a)
         h_b_recon = self.gen_a.encode(self.fake_A)
+        n_b_recon = self.noise_fn(h_b_recon) if opt.recon_x_cyc_w > 0 else None  # official draw order
         h_a_recon = self.gen_b.encode(self.fake_B)
-        zero = self.real_A.new_zeros(())
-        if opt.recon_x_cyc_w > 0:  # the official crashes here (L1 of None) when recon_x_cyc_w is 0
-            z_b_recon = self.sample(h_b_recon)  # official draw order: n_b_recon, then n_a_recon
-            self.cyc_A = self.gen_a.decode(self.sample(h_a_recon))
-            self.cyc_B = self.gen_b.decode(z_b_recon)
-            self.loss_gen_cyc_x_a = recon_loss(self.cyc_A, self.real_A)
-            self.loss_gen_cyc_x_b = recon_loss(self.cyc_B, self.real_B)
+        if opt.recon_x_cyc_w > 0:  # the official crashes (L1 of None) when recon_x_cyc_w is 0
+            self.cyc_A = self.gen_a.decode(h_a_recon + self.noise_fn(h_a_recon))
+            self.cyc_B = self.gen_b.decode(h_b_recon + n_b_recon)
         else:
             self.cyc_A = self.cyc_B = None
-            self.loss_gen_cyc_x_a = self.loss_gen_cyc_x_b = zero
         self.loss_gen_recon_x_a = recon_loss(self.rec_A, self.real_A)
         self.loss_gen_recon_x_b = recon_loss(self.rec_B, self.real_B)
         self.loss_gen_recon_kl_a, self.loss_gen_recon_kl_b = kl_loss(h_a), kl_loss(h_b)
-        self.loss_gen_recon_kl_cyc_aba, self.loss_gen_recon_kl_cyc_bab = (
-            kl_loss(h_a_recon),
-            kl_loss(h_b_recon),
-        )
+        zero = self.real_A.new_zeros(())
+        self.loss_gen_cyc_x_a = recon_loss(self.cyc_A, self.real_A) if self.cyc_A is not None else zero
+        self.loss_gen_cyc_x_b = recon_loss(self.cyc_B, self.real_B) if self.cyc_B is not None else zero
+        self.loss_gen_recon_kl_cyc_aba = kl_loss(h_a_recon)
+        self.loss_gen_recon_kl_cyc_bab = kl_loss(h_b_recon)
         self.loss_gen_adv_a = gen_adv_loss(self.dis_a(self.fake_A), opt.gan_type)
         self.loss_gen_adv_b = gen_adv_loss(self.dis_b(self.fake_B), opt.gan_type)
         if self.perceptual is not None:  # across domains: content of x_ba vs x_b
@@ -474,14 +411,14 @@ class UNITModel(BaseModel):
         self.load_official(path, with_dis=False)
         return True
 
-    def load_official(self, path: str, with_dis: bool | None = None) -> int:
+    def load_official(self, path: str, with_dis: bool = True) -> int:
         """Load an official ``gen_%08d.pt`` ({'a', 'b'}) and, when training, ``dis_%08d.pt`` and ``optimizer.pt``
         beside it. Returns the iteration parsed from the file name (0 if none)."""
         gen_path = find_official(path, "gen") if os.path.isdir(path) else path
         if gen_path is None or not os.path.isfile(gen_path):
             raise CheckpointError(f"no official gen_XXXXXXXX.pt at {path}")
         self._load_pair(gen_path, self.gen_a, self.gen_b)
-        if with_dis is False or not self.isTrain:
+        if not (with_dis and self.isTrain):
             return 0
         dis_path = find_official(gen_path, "dis")
         if dis_path is not None and os.path.isfile(dis_path):
@@ -503,17 +440,18 @@ class UNITModel(BaseModel):
         state = load_file(path)
         if not isinstance(state, dict) or not {"a", "b"} <= set(state):
             raise CheckpointError(f"{path}: expected a dict with keys 'a' and 'b' (official UNIT layout)")
+        # clean_state_dict drops the InstanceNorm running stats of torch-0.3 files (the official converter's job).
+        states = {k: clean_state_dict(state[k], net.state_dict()) for k, net in (("a", net_a), ("b", net_b))}
         for key, net in (("a", net_a), ("b", net_b)):
-            try:  # clean_state_dict drops the InstanceNorm running stats of torch-0.3 files (official converter)
-                net.load_state_dict(clean_state_dict(state[key], net.state_dict()), strict=True)
+            try:
+                net.load_state_dict(states[key], strict=True)
             except RuntimeError as exc:
                 raise CheckpointError(
                     f"{path}['{key}'] does not fit (--gen.dim/--n_res/...?): {str(exc).splitlines()[0]}"
                 ) from exc
-        shared = {
-            k for k, v in net_a.state_dict().items() if v.data_ptr() == net_b.state_dict()[k].data_ptr()
-        }
-        if any(not torch.equal(state["a"][k], state["b"][k]) for k in shared):
+        ptr_b = {k: v.data_ptr() for k, v in net_b.state_dict().items()}
+        shared = [k for k, v in net_a.state_dict().items() if v.data_ptr() == ptr_b[k]]
+        if any(not torch.equal(states["a"][k], states["b"][k]) for k in shared):
             raise CheckpointError(
                 f"{path} was trained without shared blocks; drop --unit_shared_*/--share_layers"
             )

@@ -20,6 +20,15 @@ from options import TestOptions, TrainOptions
 SMALL = ["--netF_nc", "64", "--num_patches", "32"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets run faster on one thread, and a loaded 2-core machine makes OpenMP spin-waits costly."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_model(train_args, *extra, model="cut", double=False):
     opt = TrainOptions().parse(train_args(*SMALL, *extra, model=model), save=False)
     torch.manual_seed(0)
@@ -29,24 +38,44 @@ def make_model(train_args, *extra, model="cut", double=False):
 
 def batch(n=1, size=32, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
-    return {"A": torch.rand(n, 3, size, size, generator=g, dtype=dtype) * 2 - 1,
-            "B": torch.rand(n, 3, size, size, generator=g, dtype=dtype) * 2 - 1}
+    return {
+        "A": torch.rand(n, 3, size, size, generator=g, dtype=dtype) * 2 - 1,
+        "B": torch.rand(n, 3, size, size, generator=g, dtype=dtype) * 2 - 1,
+    }
 
 
 def fixed_ids(model, size=32, seed=1):
     """One id tensor per tapped layer, for a size x size input."""
+    probe = torch.zeros(1, 3, size, size, dtype=next(model.parameters()).dtype)
     with torch.no_grad():
-        shapes = [f.shape for f in model.netG.encode(torch.zeros(1, 3, size, size, dtype=torch.float64
-                                                                 if next(model.parameters()).dtype == torch.float64
-                                                                 else torch.float32), model.nce_layers)]
+        shapes = [f.shape for f in model.netG.encode(probe, model.nce_layers)]
     g = torch.Generator().manual_seed(seed)
     return [sample_patch_ids(s[2] * s[3], model.opt.num_patches, g) for s in shapes]
 
 
 def inference_argv(root, tmp_path, name, *extra):
-    return ["--model", "cut", "--dataroot", root, "--name", name, "--checkpoints_dir", str(tmp_path / "checkpoints"),
-            "--gpu_ids", "-1", "--ngf", "8", "--load_size", "32", "--crop_size", "32", "--num_threads", "0",
-            "--no_progress", *extra]
+    return [
+        "--model",
+        "cut",
+        "--dataroot",
+        root,
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(tmp_path / "checkpoints"),
+        "--gpu_ids",
+        "-1",
+        "--ngf",
+        "8",
+        "--load_size",
+        "32",
+        "--crop_size",
+        "32",
+        "--num_threads",
+        "0",
+        "--no_progress",
+        *extra,
+    ]
 
 
 def snapshot(net):
@@ -59,18 +88,34 @@ def snapshot(net):
 def test_presets_come_from_parsed_options(train_args, monkeypatch):
     cut = TrainOptions().parse(train_args(model="cut"), save=False)
     assert (cut.nce_idt, cut.lambda_NCE, cut.flip_equivariance, cut.n_epochs, cut.n_epochs_decay) == (
-        True, 1.0, False, 200, 200)
-    assert (cut.pool_size, cut.init_type, cut.no_dropout, cut.dataset_mode) == (0, "xavier", True, "cut_unaligned")
+        True,
+        1.0,
+        False,
+        200,
+        200,
+    )
+    assert (cut.pool_size, cut.init_type, cut.no_dropout, cut.dataset_mode) == (
+        0,
+        "xavier",
+        True,
+        "cut_unaligned",
+    )
     assert (cut.num_patches, cut.nce_T, cut.netF, cut.nce_layers) == (256, 0.07, "mlp_sample", "0,4,8,12,16")
     # Bug #14: the official presets re-read sys.argv; ours depend only on the parsed list.
     monkeypatch.setattr(sys, "argv", ["train.py", "--CUT_mode", "FastCUT"])
     assert TrainOptions().parse(train_args(model="cut"), save=False).nce_idt is True
     fast = TrainOptions().parse(train_args("--CUT_mode", "FastCUT", model="cut"), save=False)
     assert (fast.nce_idt, fast.lambda_NCE, fast.flip_equivariance, fast.n_epochs, fast.n_epochs_decay) == (
-        False, 10.0, True, 150, 50)
+        False,
+        10.0,
+        True,
+        150,
+        50,
+    )
     # Explicit flags beat the preset.
-    mixed = TrainOptions().parse(train_args("--CUT_mode", "fastcut", "--lambda_NCE", "3", "--nce_idt", "True",
-                                            model="cut"), save=False)
+    mixed = TrainOptions().parse(
+        train_args("--CUT_mode", "fastcut", "--lambda_NCE", "3", "--nce_idt", "True", model="cut"), save=False
+    )
     assert (mixed.lambda_NCE, mixed.nce_idt, mixed.flip_equivariance) == (3.0, True, True)
     with pytest.raises(SystemExit):  # a real choice list: "CU" is no longer accepted as a substring
         TrainOptions().parse(train_args("--CUT_mode", "CU", model="cut"), save=False)
@@ -85,7 +130,10 @@ def test_parameter_counts_buffers_and_keys(train_args):
     full = TrainOptions().parse(train_args("--ngf", "64", "--ndf", "64", model="cut"), save=False)
     model = models.create_model(full)
     assert [count_parameters(model.netG), count_parameters(model.netD), count_parameters(model.netF)] == [
-        11_378_179, 2_764_737, 560_384]
+        11_378_179,
+        2_764_737,
+        560_384,
+    ]
     assert sum(b.numel() for b in model.netG.buffers()) == 9_600
     assert sum(b.numel() for b in model.netD.buffers()) == 4_032
     g_keys, d_keys = model.netG.state_dict().keys(), model.netD.state_dict().keys()
@@ -94,7 +142,10 @@ def test_parameter_counts_buffers_and_keys(train_args):
     assert "mlp_4.2.bias" in model.netF.state_dict()
     small = make_model(train_args)  # ngf = ndf = 8, netF_nc 64
     assert [count_parameters(small.netG), count_parameters(small.netD), count_parameters(small.netF)] == [
-        180_419, 44_537, 28_480]
+        180_419,
+        44_537,
+        28_480,
+    ]
     assert model.netF.nc == 256 and small.tap_channels() == [3, 16, 32, 32, 32]
 
 
@@ -159,26 +210,39 @@ def test_nce_gradient_matches_finite_differences_in_float64_at_batch_1(train_arg
         model.inject_draws(patch_ids=[ids])
         return model.nce_loss(real_A, model.netG(real_A), feat_k=keys)
 
-    weight = model.netG.model[1].weight  # upstream of every InstanceNorm of G
-    direction = torch.randn(weight.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    errors = directional_errors(loss, model.netG.model[1].weight)  # upstream of every InstanceNorm of G
+    assert min(errors) <= 1e-6, errors
+
+
+def directional_errors(loss, weight, seed=2, steps=(1e-7, 1e-8, 1e-9)) -> list[float]:
+    """Relative error of autograd against central differences along a random unit direction of ``weight``.
+
+    Several steps: a ReLU kink closer than a step spoils that step's difference (seen at 1e-7 for some draws),
+    so the best step is what a correct gradient must match. The official gather is off by ~170 %.
+    """
+    direction = torch.randn(weight.shape, generator=torch.Generator().manual_seed(seed), dtype=weight.dtype)
+    direction /= direction.norm()
     (grad,) = torch.autograd.grad(loss(), weight)
     analytic = float((grad * direction).sum())
-    eps = 1e-7
+    errors = []
     with torch.no_grad():
-        weight += eps * direction
-        plus = float(loss())
-        weight -= 2 * eps * direction
-        minus = float(loss())
-        weight += eps * direction
-    numeric = (plus - minus) / (2 * eps)
-    assert abs(numeric - analytic) <= 1e-6 * abs(analytic), (numeric, analytic)
+        for eps in steps:
+            weight += eps * direction
+            plus = float(loss())
+            weight -= 2 * eps * direction
+            minus = float(loss())
+            weight += eps * direction
+            errors.append(abs((plus - minus) / (2 * eps) - analytic) / abs(analytic))
+    return errors
 
 
 # ---------------------------------------------------------------- official files
 
 
 def official_state(net, prefix="module.", drop_filt=False):
-    return {prefix + k: v.clone() for k, v in net.state_dict().items() if not (drop_filt and k.endswith("filt"))}
+    return {
+        prefix + k: v.clone() for k, v in net.state_dict().items() if not (drop_filt and k.endswith("filt"))
+    }
 
 
 def test_official_checkpoints_load(train_args, synthetic_root, tmp_path):
@@ -215,13 +279,18 @@ def test_decay_phase_resizes_to_crop_size(train_args):
     assert dataset.load_size == 40
     dataset.set_epoch(3)
     assert dataset.load_size == 32 and dataset[0]["A"].shape == (3, 32, 32)
-    off = TrainOptions().parse(train_args("--load_size", "40", "--n_epochs", "2", "--no-resize_in_decay",
-                                          model="cut"), save=False)
+    off = TrainOptions().parse(
+        train_args("--load_size", "40", "--n_epochs", "2", "--no-resize_in_decay", model="cut"), save=False
+    )
     plain = CUTUnalignedDataset(off)
     plain.set_epoch(3)
     assert plain.load_size == 40
-    wide = CUTUnalignedDataset(TrainOptions().parse(
-        train_args("--load_size", "64", "--n_epochs", "1", "--resize_half_height", model="cut"), save=False))
+    wide = CUTUnalignedDataset(
+        TrainOptions().parse(
+            train_args("--load_size", "64", "--n_epochs", "1", "--resize_half_height", model="cut"),
+            save=False,
+        )
+    )
     wide.set_epoch(1)
     assert wide[0]["A"].shape == (3, 32, 32)
     wide.set_epoch(2)  # decay: width 2 * crop so the height stays crop_size
@@ -232,14 +301,29 @@ def test_decay_phase_resizes_to_crop_size(train_args):
 
 
 def test_train_and_test_scripts_run(train_args, synthetic_root, tmp_path):
-    args = train_args(*SMALL, "--n_epochs", "1", "--n_epochs_decay", "1", "--max_dataset_size", "2",
-                      "--CUT_mode", "FastCUT", name="cut_cli", model="cut")
+    args = train_args(
+        *SMALL,
+        "--n_epochs",
+        "1",
+        "--n_epochs_decay",
+        "1",
+        "--max_dataset_size",
+        "1",
+        "--CUT_mode",
+        "FastCUT",
+        name="cut_cli",
+        model="cut",
+    )
     assert train.main(args) == 0
-    ckpt = torch.load(tmp_path / "checkpoints" / "cut_cli" / "latest.pth", map_location="cpu", weights_only=True)
+    ckpt = torch.load(
+        tmp_path / "checkpoints" / "cut_cli" / "latest.pth", map_location="cpu", weights_only=True
+    )
     assert set(ckpt["networks"]) == {"netG", "netF", "netD"} and set(ckpt["optimizers"]) == {"G", "D", "F"}
     assert ckpt["progress"]["epoch"] == 3
     results = tmp_path / "results"
-    argv = inference_argv(synthetic_root, tmp_path, "cut_cli", "--results_dir", str(results), "--num_test", "2")
+    argv = inference_argv(
+        synthetic_root, tmp_path, "cut_cli", "--results_dir", str(results), "--num_test", "1"
+    )
     assert test_script.main(argv) == 0
     images = os.listdir(results / "cut_cli" / "test_latest" / "images")
-    assert sum(name.endswith("_fake_B.png") for name in images) == 2
+    assert sum(name.endswith("_fake_B.png") for name in images) == 1

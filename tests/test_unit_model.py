@@ -359,7 +359,7 @@ def test_train_and_test_scripts(synthetic_root, tmp_path, capsys):
     capsys.readouterr()
     # dry run at the official size prints the official parameter counts
     assert train.main(["--model", "unit", "--dry_run", "--gpu_ids", "-1", "--display_id", "0",
-                       "--dataroot", synthetic_root, "--checkpoints_dir", str(tmp_path / "ck")]) == 0  # fmt: skip
+                       "--num_threads", "0", "--dataroot", synthetic_root, "--checkpoints_dir", str(tmp_path / "ck")]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "[Network gen_a] Total number of parameters: 11140483" in out
     assert "[Network dis_b] Total number of parameters: 8271171" in out

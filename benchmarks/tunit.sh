@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# TUNIT training-step benchmarks (run from the repository root). Prints one JSON line per configuration.
+# 1) the guiding-network phase (the first 65k official iterations: C step only), 128 px, batch 8;
+# 2) a full GAN-phase iteration (C step, D step with R1, G step, EMA updates), 128 px, batch 8;
+# 3) with --gpu_ids 0: the official setting, 128 px and 256 px at batch 32, GAN phase.
+# Without --dataroot the synthetic class-folder dataset is used (the step time does not depend on the images).
+set -e
+python -m benchmarks.benchmark --threads 1 --iters 6 --warmup 2 -- \
+    --model tunit --gpu_ids -1 --load_size 128 --crop_size 128 --batch_size 8 "$@"
+python -m benchmarks.benchmark --threads 1 --iters 6 --warmup 2 -- \
+    --model tunit --gpu_ids -1 --load_size 128 --crop_size 128 --batch_size 8 \
+    --tunit_gan_start 0 --tunit_ema_start 0 "$@"
+if [[ " $* " == *" --gpu_ids 0"* ]]; then
+    for size in 128 256; do
+        python -m benchmarks.benchmark --iters 6 --warmup 2 -- --model tunit --load_size "$size" \
+            --crop_size "$size" --batch_size 32 --tunit_gan_start 0 --tunit_ema_start 0 "$@"
+    done
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# U-GAT-IT training-step benchmarks (run from the repository root). Prints one JSON line per configuration.
+# 1) official light model (ch 64, 4+4 res blocks, global D depth 7 + local D depth 5), 128 px crops;
+# 2) the same with --ugatit_fast_d (batched real+fake D calls, eval-mode D in the G step; not official numbers);
+# 3) official full model at 128 px (77.6M-parameter generators);
+# 4) enhanced-U-GAT-IT as in its README (light 32, scSE, edge-blurred fakes, EMA), 128 px;
+# 5) the paper's full model at 256 px (279M-parameter generators): only with a GPU (--gpu_ids 0).
+set -e
+B="python -m benchmarks.benchmark --threads 1 --iters 6 --warmup 2 --"
+$B --model ugatit --gpu_ids -1 --img_size 128 --light True "$@"
+$B --model ugatit --gpu_ids -1 --img_size 128 --light True --ugatit_fast_d "$@"
+$B --model ugatit --gpu_ids -1 --img_size 128 --light False "$@"
+$B --model ugatit_enhanced --gpu_ids -1 --img_size 128 --light 32 --use_se --has_blur "$@"
+if [[ " $* " == *" --gpu_ids 0"* ]]; then
+    python -m benchmarks.benchmark --iters 6 --warmup 2 -- --model ugatit --img_size 256 --light False "$@"
+fi

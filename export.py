@@ -1,0 +1,195 @@
+"""Export the generators of a trained experiment as TorchScript and ONNX, and check them against PyTorch.
+
+``python export.py --name EXP --model cycle_gan [--format onnx|torchscript|both] [--epoch latest]``
+
+Every option of ``test.py`` applies (``--netG``, ``--ngf``, ``--crop_size``, model flags...), since the
+networks must be built as they were trained. Each test-time network (``netG_A``, ``netG_B``, ``genA2B``...) is
+exported on its own when it maps one image tensor to a tensor (or a tuple of tensors); models whose
+generator needs more inputs (a style code, a reference image) are exported as their whole translation,
+``translate_<direction>``, image in and translated image out. Files go to
+``checkpoints_dir/name/export/<label>_<epoch>.{pt,onnx}``.
+
+Exports are made on the CPU with the networks in eval mode and checked on two random inputs (batch 1 at
+``crop_size``, and batch 2 at a larger size to check the dynamic batch/height/width axes); the maximum
+absolute difference to PyTorch is printed, and the exit status is 1 when it exceeds ``--atol``. ONNX export
+needs the ``onnx`` package and its check ``onnxruntime``; without them that step is skipped with a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import warnings
+
+import torch
+from torch import nn
+
+import models
+from data.image_io import DataError
+from options import TestOptions
+from util.checkpoint import CheckpointError
+from util.test_loop import load_for_inference
+
+FORMATS = {"onnx": ("onnx",), "torchscript": ("torchscript",), "both": ("torchscript", "onnx")}
+
+
+class Translation(nn.Module):
+    """A model's whole translation for one direction, as a module: image in, translated image out."""
+
+    def __init__(self, model, direction: str) -> None:
+        super().__init__()
+        self.model, self.direction = model, direction
+
+    def forward(self, real: torch.Tensor) -> torch.Tensor:
+        visuals = self.model.translate(real, self.direction)
+        return visuals[self.model.output_visual(self.direction, visuals)]
+
+
+def as_tuple(out) -> tuple[torch.Tensor, ...] | None:
+    """Outputs as a tuple of tensors, or None when they are not tensors (a dict, None...)."""
+    if torch.is_tensor(out):
+        return (out,)
+    if isinstance(out, (tuple, list)) and out and all(torch.is_tensor(o) for o in out):
+        return tuple(out)
+    return None
+
+
+def input_channels(net: nn.Module, default: int) -> int:
+    first = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    return first.in_channels if first is not None else default
+
+
+def exportable_modules(model, opt) -> list[tuple[str, nn.Module, int]]:
+    """(label, module, input channels) to export: each standalone generator, else each direction."""
+    found = []
+    probe = torch.zeros(1, 1, opt.crop_size, opt.crop_size)
+    for name in model.inference_names:
+        net = getattr(model, name)
+        channels = input_channels(net, opt.input_nc)
+        try:
+            with torch.no_grad():
+                ok = as_tuple(net(probe.expand(-1, channels, -1, -1))) is not None
+        except (TypeError, RuntimeError, ValueError):
+            ok = False
+        if not ok:
+            print(f"{name} does not map one image to images on its own: exporting the translations instead")
+            return [(f"translate_{d}", Translation(model, d), opt.input_nc if d == "AtoB" else opt.output_nc)
+                    for d in model.directions]
+        found.append((name, net, channels))
+    return found
+
+
+def samples(channels: int, size: int, multiple: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    bigger = size + multiple * max(1, 16 // multiple)
+    return [torch.rand(1, channels, size, size, generator=g) * 2 - 1,
+            torch.rand(2, channels, bigger, size, generator=g) * 2 - 1]
+
+
+def max_difference(expected: tuple[torch.Tensor, ...], got) -> float:
+    got = [torch.as_tensor(g) for g in (got if isinstance(got, (tuple, list)) else [got])]
+    if len(got) != len(expected):
+        raise RuntimeError(f"exported model returns {len(got)} outputs, PyTorch {len(expected)}")
+    return max((e - g).abs().max().item() for e, g in zip(expected, got))
+
+
+def export_torchscript(module: nn.Module, example: torch.Tensor, path: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is "deprecated" but still the portable format
+        # Shape checks inside norms become constants; the second check sample shows the trace generalises.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(module, example, check_trace=False)
+        torch.jit.save(traced, path)
+        loaded = torch.jit.load(path)
+    return lambda x: loaded(x)
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor, path: str, n_outputs: int, opset: int):
+    outputs = ["output"] if n_outputs == 1 else [f"output_{i}" for i in range(n_outputs)]
+    axes = {"input": {0: "batch", 2: "height", 3: "width"}}
+    axes.update({o: {0: "batch"} for o in outputs})
+    if n_outputs == 1:
+        axes["output"] = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript-based exporter (dynamo=False) needs the onnx package but not onnxscript.
+        torch.onnx.export(module, (example,), path, dynamo=False, opset_version=opset, input_names=["input"],
+                          output_names=outputs, dynamic_axes=axes)
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"input": x.numpy()})
+
+
+def export_and_check(label: str, module: nn.Module, channels: int, fmt: str, out_dir: str, opt,
+                     args: argparse.Namespace, multiple: int) -> bool:
+    """Write one file and print its difference to PyTorch on each sample; False on a mismatch."""
+    xs = samples(channels, opt.crop_size, multiple)
+    with torch.no_grad():
+        expected = [as_tuple(module(x)) for x in xs]
+    if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
+        print(f"{label}: ONNX export skipped: the onnx package is not installed (pip install onnx onnxruntime)")
+        return True
+    ext = "pt" if fmt == "torchscript" else "onnx"
+    path = os.path.join(out_dir, f"{label}_{opt.epoch}.{ext}")
+    if fmt == "torchscript":
+        run = export_torchscript(module, xs[0], path)
+    else:
+        run = export_onnx(module, xs[0], path, len(expected[0]), args.opset)
+    if run is None:
+        print(f"{path}: written; numeric check skipped (onnxruntime is not installed: pip install onnxruntime)")
+        return True
+    ok = True
+    for x, exp in zip(xs, expected):
+        try:
+            with torch.no_grad():
+                diff = max_difference(exp, run(x))
+        except Exception as exc:  # a shape the export cannot take: report it, do not crash the other exports
+            print(f"{path}: input {tuple(x.shape)} failed: {str(exc).splitlines()[0]}")
+            ok = False
+            continue
+        status = "ok" if diff <= args.atol else f"MISMATCH (> {args.atol:g})"
+        ok &= diff <= args.atol
+        print(f"{path}: input {tuple(x.shape)} max abs difference to PyTorch {diff:.3g} {status}")
+    return ok
+
+
+def parse(argv: list[str] | None):
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--format", default="both", choices=sorted(FORMATS))
+    p.add_argument("--export_dir", default="", help="default: checkpoints_dir/name/export")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference to PyTorch")
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print("export.py options: --format {onnx,torchscript,both} --export_dir DIR --opset N --atol X\n"
+              "plus every test.py option below.\n")
+    args, rest = p.parse_known_args(argv)
+    return args, TestOptions().parse(rest, save=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, opt = parse(argv)
+    model = models.create_model(opt)
+    try:
+        source = load_for_inference(model, opt)
+    except (CheckpointError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    model.eval()  # exports are for deployment: no dropout, batch norm with its running statistics
+    out_dir = args.export_dir or os.path.join(opt.checkpoints_dir, opt.name, "export")
+    os.makedirs(out_dir, exist_ok=True)
+    print(f"exporting {opt.model} networks from {source} to {out_dir}")
+    ok = True
+    for label, module, channels in exportable_modules(model, opt):
+        for fmt in FORMATS[args.format]:
+            ok &= export_and_check(label, module, channels, fmt, out_dir, opt, args, model.size_multiple())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

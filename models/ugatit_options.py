@@ -1,0 +1,108 @@
+"""Command-line options of U-GAT-IT (official names and defaults), shared by the enhanced model."""
+
+from __future__ import annotations
+
+import argparse
+
+from options.base_options import add_flag
+
+
+def parse_light(value: str) -> int:
+    """``--light``: official booleans (True = GAP before the MLP) or the fork's pool size (<= 0: full)."""
+    lowered = str(value).lower()
+    if lowered in ("true", "t", "yes", "y"):
+        return 1
+    if lowered in ("false", "f", "no", "n"):
+        return 0
+    try:
+        return max(int(value), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--light: expected True/False or an int, got {value!r}") from None
+
+
+def _extend_choices(parser: argparse.ArgumentParser, dest: str, *extra: str) -> None:
+    for action in parser._actions:
+        if action.dest == dest and action.choices is not None:
+            action.choices = [*action.choices, *[e for e in extra if e not in action.choices]]
+
+
+def add_ugatit_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+    """The options of znxlwm/UGATIT-pytorch ``main.py`` plus the framework's switches for its bugs."""
+    _extend_choices(parser, "init_type", "pytorch")
+    parser.set_defaults(
+        crop_size=256, load_size=286 if is_train else 256, init_type="pytorch", dataset_mode="ugatit"
+    )
+    g = parser.add_argument_group("U-GAT-IT (official option names)")
+    g.add_argument(
+        "--light",
+        type=parse_light,
+        default=0,
+        help="True/1: GAP before the gamma/beta MLP (10.6M-param G); False/0: full MLP on the "
+        "flattened map (279M at 256 px); k > 1: pool to k x k first (enhanced fork)",
+    )
+    g.add_argument("--n_res", type=int, default=4, help="residual blocks in the encoder and in the decoder")
+    g.add_argument("--ch", type=int, default=None, help="base width of G and D (sets --ngf and --ndf)")
+    g.add_argument(
+        "--img_size",
+        type=int,
+        default=None,
+        help="image size S: crop_size = S, load_size = S + 30 when training (official resize)",
+    )
+    g.add_argument(
+        "--ugatit_norm_var",
+        default="unbiased",
+        choices=["unbiased", "biased"],
+        help="ILN/AdaILN variance: unbiased = official PyTorch, biased = TF/paper",
+    )
+    if is_train:
+        parser.set_defaults(lr=1e-4, beta1=0.5, beta2=0.999, batch_size=1, max_steps=1_000_000)
+        g.add_argument(
+            "--iteration",
+            dest="max_steps",
+            type=int,
+            default=argparse.SUPPRESS,
+            help="total training iterations (official default 1,000,000)",
+        )
+        add_flag(g, "--decay_flag", True, "decay lr linearly to 0 over the second half of training")
+        g.add_argument("--weight_decay", type=float, default=1e-4, help="Adam L2 weight decay")
+        g.add_argument(
+            "--weight_decay_norms",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="also decay rho/gamma/beta and norm affines (official: every parameter)",
+        )
+        for name, default in (("adv", 1.0), ("cycle", 10.0), ("identity", 10.0), ("cam", 1000.0)):
+            g.add_argument(f"--{name}_weight", type=float, default=default, help=f"weight of the {name} loss")
+        g.add_argument("--n_global_dis", type=int, default=7, help="global discriminator depth")
+        g.add_argument("--n_local_dis", type=int, default=5, help="local discriminator depth")
+        g.add_argument(
+            "--ugatit_d_cam_weight",
+            default="raw",
+            choices=["raw", "sn"],
+            help="D CAM feature weighting: raw weight_orig (official) or spectral-normalised (TF)",
+        )
+        g.add_argument(
+            "--ugatit_fast_d",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="batch real+fake in one D call and use eval-mode D in the G step (not official)",
+        )
+        g.add_argument(
+            "--official_ckpt",
+            default="",
+            help="initialise all networks from an official <dataset>_params_<iter>.pt file",
+        )
+    else:
+        g.add_argument(
+            "--save_heatmaps",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="also write the CAM heatmap of each translation",
+        )
+        g.add_argument(
+            "--save_panels",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="write the official test strip: identity, translation, cycle and their heatmaps",
+        )
+    return parser
