@@ -75,8 +75,10 @@ def exportable_modules(model, opt) -> list[tuple[str, nn.Module, int]]:
             ok = False
         if not ok:
             print(f"{name} does not map one image to images on its own: exporting the translations instead")
-            return [(f"translate_{d}", Translation(model, d), opt.input_nc if d == "AtoB" else opt.output_nc)
-                    for d in model.directions]
+            return [
+                (f"translate_{d}", Translation(model, d), opt.input_nc if d == "AtoB" else opt.output_nc)
+                for d in model.directions
+            ]
         found.append((name, net, channels))
     return found
 
@@ -84,8 +86,10 @@ def exportable_modules(model, opt) -> list[tuple[str, nn.Module, int]]:
 def samples(channels: int, size: int, multiple: int) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     bigger = size + multiple * max(1, 16 // multiple)
-    return [torch.rand(1, channels, size, size, generator=g) * 2 - 1,
-            torch.rand(2, channels, bigger, size, generator=g) * 2 - 1]
+    return [
+        torch.rand(1, channels, size, size, generator=g) * 2 - 1,
+        torch.rand(2, channels, bigger, size, generator=g) * 2 - 1,
+    ]
 
 
 def max_difference(expected: tuple[torch.Tensor, ...], got) -> float:
@@ -97,7 +101,9 @@ def max_difference(expected: tuple[torch.Tensor, ...], got) -> float:
 
 def export_torchscript(module: nn.Module, example: torch.Tensor, path: str):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is "deprecated" but still the portable format
+        warnings.simplefilter(
+            "ignore", FutureWarning
+        )  # torch.jit is "deprecated" but still the portable format
         # Shape checks inside norms become constants; the second check sample shows the trace generalises.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(module, example, check_trace=False)
@@ -115,8 +121,16 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: str, n_outputs: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # The TorchScript-based exporter (dynamo=False) needs the onnx package but not onnxscript.
-        torch.onnx.export(module, (example,), path, dynamo=False, opset_version=opset, input_names=["input"],
-                          output_names=outputs, dynamic_axes=axes)
+        torch.onnx.export(
+            module,
+            (example,),
+            path,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=outputs,
+            dynamic_axes=axes,
+        )
     if importlib.util.find_spec("onnxruntime") is None:
         return None
     import onnxruntime
@@ -125,14 +139,24 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: str, n_outputs: 
     return lambda x: session.run(None, {"input": x.numpy()})
 
 
-def export_and_check(label: str, module: nn.Module, channels: int, fmt: str, out_dir: str, opt,
-                     args: argparse.Namespace, multiple: int) -> bool:
+def export_and_check(
+    label: str,
+    module: nn.Module,
+    channels: int,
+    fmt: str,
+    out_dir: str,
+    opt,
+    args: argparse.Namespace,
+    multiple: int,
+) -> bool:
     """Write one file and print its difference to PyTorch on each sample; False on a mismatch."""
     xs = samples(channels, opt.crop_size, multiple)
     with torch.no_grad():
         expected = [as_tuple(module(x)) for x in xs]
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
-        print(f"{label}: ONNX export skipped: the onnx package is not installed (pip install onnx onnxruntime)")
+        print(
+            f"{label}: ONNX export skipped: the onnx package is not installed (pip install onnx onnxruntime)"
+        )
         return True
     ext = "pt" if fmt == "torchscript" else "onnx"
     path = os.path.join(out_dir, f"{label}_{opt.epoch}.{ext}")
@@ -141,7 +165,9 @@ def export_and_check(label: str, module: nn.Module, channels: int, fmt: str, out
     else:
         run = export_onnx(module, xs[0], path, len(expected[0]), args.opset)
     if run is None:
-        print(f"{path}: written; numeric check skipped (onnxruntime is not installed: pip install onnxruntime)")
+        print(
+            f"{path}: written; numeric check skipped (onnxruntime is not installed: pip install onnxruntime)"
+        )
         return True
     ok = True
     for x, exp in zip(xs, expected):
@@ -159,15 +185,17 @@ def export_and_check(label: str, module: nn.Module, channels: int, fmt: str, out
 
 
 def parse(argv: list[str] | None):
-    p = argparse.ArgumentParser(add_help=False)
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     p.add_argument("--format", default="both", choices=sorted(FORMATS))
     p.add_argument("--export_dir", default="", help="default: checkpoints_dir/name/export")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     p.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference to PyTorch")
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
-        print("export.py options: --format {onnx,torchscript,both} --export_dir DIR --opset N --atol X\n"
-              "plus every test.py option below.\n")
+        print(
+            "export.py options: --format {onnx,torchscript,both} --export_dir DIR --opset N --atol X\n"
+            "plus every test.py option below.\n"
+        )
     args, rest = p.parse_known_args(argv)
     return args, TestOptions().parse(rest, save=False)
 

@@ -40,7 +40,8 @@ class CUTUnalignedDataset(UnalignedDataset):
             "--resize_half_height",
             action=argparse.BooleanOptionalAction,
             default=False,
-            help="resize to (load_size/2) x load_size (HxW) before cropping (the CUT repo's GTA->Cityscapes rule)",
+            help="with --preprocess resize_and_crop: resize to (load_size/2) x load_size (HxW) before cropping "
+            "(the CUT repo's GTA->Cityscapes rule)",
         )
         return parser
 

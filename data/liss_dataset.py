@@ -6,7 +6,7 @@ For each domain X of an item (``X`` is the image, as in :class:`UnalignedDataset
 - ``X_rotation`` (12, H, W): the crop turned counter-clockwise by 90*k for k in a random permutation of 0..3,
   concatenated on channels; ``X_rotation_target`` (4,) int64 = that permutation (the model views them as
   (4B, 3, H, W) and (4B,)).
-- ``X_jigsaw`` (3, J, J): a random J x J window (J = ``--jigsaw_size``, official 222) of the crop, cut into 3x3
+- ``X_jigsaw`` (3, J, J): a random J x J window (J = ``--jigsaw_size``, official 222) of the crop, cut in 3x3
   tiles and reassembled so that output tile j is input tile ``JIGSAW_PERMUTATIONS[k][j]``;
   ``X_jigsaw_target`` () int64 = k.
 - ``X_depth_target`` (1, H, W) float32: ``(log(1 / (d + 1e-6)) - 2) / 2`` where d is the MegaDepth PNG
@@ -86,7 +86,7 @@ def jigsaw_input(img: torch.Tensor, index: int, top: int, left: int, size: int =
 def depth_target(depth: Image.Image) -> torch.Tensor:
     """(1, H, W) float32 log inverse depth, ``(log(1 / (d + 1e-6)) - 2) / 2``, from an 8-bit MegaDepth map.
 
-    The official ``custom_depth`` divides by 255 only when the map's maximum exceeds 1, and computes in float64;
+    The official ``custom_depth`` divides by 255 only when the map's maximum exceeds 1 and computes in float64;
     the result is cast to float32 here rather than in the loss (same values).
     """
     d = np.asarray(depth, dtype=np.float64)
@@ -97,14 +97,14 @@ def depth_target(depth: Image.Image) -> torch.Tensor:
 
 
 def gray_input(img: Image.Image) -> torch.Tensor:
-    """(3, H, W) in [-1, 1]: PIL's 'L' conversion of ``img`` repeated on three channels (the colorisation input)."""
+    """(3, H, W) in [-1, 1]: PIL's 'L' conversion of ``img`` on three channels (the colorisation input)."""
     return to_tensor(img.convert("L")).repeat(3, 1, 1)
 
 
 def draw_task_params(
     rng: np.random.Generator, tasks: Sequence[str], crop_hw: tuple[int, int], jigsaw_size: int = JIGSAW_SIZE
 ) -> dict[str, Any]:
-    """The random choices of the enabled tasks, drawn from ``rng`` in a fixed order (see the module docstring)."""
+    """The random choices of the enabled tasks, drawn from ``rng`` in a fixed order (module docstring)."""
     params: dict[str, Any] = {}
     if "rotation" in tasks:
         params["rotation"] = [int(k) for k in rng.permutation(4)]
@@ -128,7 +128,7 @@ def task_targets(
     depth: Image.Image | None = None,
     jigsaw_size: int = JIGSAW_SIZE,
 ) -> dict[str, torch.Tensor]:
-    """The task entries of batch key ``domain`` from its transformed crop ``img`` (and depth map), given the draws."""
+    """The task entries of batch key ``domain`` from its crop ``img`` (and depth map), given the draws."""
     out: dict[str, torch.Tensor] = {}
     real = to_tensor(img)
     if "rotation" in tasks:
@@ -169,7 +169,7 @@ class LiSSDataset(UnalignedDataset):
     def extra_targets(self, path: str, domain: str, params: dict, rng: np.random.Generator) -> dict:
         if not self.tasks:
             return {}
-        # The base class returns only the normalised tensor, so the crop is rebuilt from the file with the same
+        # The base class returns only the normalised tensor, so the crop is rebuilt from the file with the
         # geometry (a second decode; resize, crop and flip are deterministic given ``params``).
         source = load_image(path, 3)
         img = apply_geometry(source, self.opt, params, load_size=self.load_size, path=path)
@@ -179,7 +179,7 @@ class LiSSDataset(UnalignedDataset):
             depth = load_image(depth_path, 1)
             if depth.size != source.size and self.opt.preprocess != "resize_and_crop":
                 # resize_and_crop brings both to load_size x load_size anyway (the official path); other modes
-                # crop in image pixels, so a depth map saved at another resolution is first brought to the image's.
+                # crop in image pixels, so a depth map saved at another size is first brought to the image's.
                 depth = depth.resize(source.size, Image.BICUBIC)
             depth = apply_geometry(depth, self.opt, params, load_size=self.load_size, path=depth_path)
         crop_hw = (img.size[1], img.size[0])

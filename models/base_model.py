@@ -142,10 +142,6 @@ class BaseModel(nn.Module, ABC):
     def set_progress(self, epoch: int, global_step: int) -> None:
         self.epoch, self.global_step = epoch, global_step
 
-    def train_load_size(self, epoch: int) -> int | None:
-        """Load size the training data should use this epoch (None: --load_size). CUT shrinks it late."""
-        return None
-
     def on_step_end(self) -> None:
         """After every iteration's optimiser steps (clippers, EMA updates)."""
 

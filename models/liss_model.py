@@ -96,7 +96,7 @@ TRAIN_OPTIONS = [
     _opt("--lambda_DR", type=float, default=1.0, help="G-side discriminator-rotation weight (--D_rotation)"),
     _opt("--lambda_distillation", type=float, default=5.0, help="L1 to the reference encoders' features"),
     _opt("--task_schedule", default="parallel", choices=SCHEDULES),
-    _opt("--rotation_acc_threshold", type=float, default=0.2, help="test accuracy above which rotation is done"),
+    _opt("--rotation_acc_threshold", type=float, default=0.2, help="test accuracy above which rotation passes"),
     _opt("--jigsaw_acc_threshold", type=float, default=0.2, help="test accuracy above which jigsaw is done"),
     _opt("--depth_loss_threshold", type=float, default=0.5, help="test loss below which depth is done"),
     _opt("--gray_loss_threshold", type=float, default=0.5, help="test loss below which gray is done"),
@@ -116,7 +116,7 @@ TRAIN_OPTIONS = [
 
 
 def depth_panel(depth: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise each depth map to [-1, 1] and repeat it on 3 channels, for display (official eval)."""
+    """Min-max normalise each depth map to [-1, 1], repeated on 3 channels, for display (official eval)."""
     flat = depth.flatten(1)
     lo, hi = flat.min(1).values.view(-1, 1, 1, 1), flat.max(1).values.view(-1, 1, 1, 1)
     return ((depth - lo) / (hi - lo).clamp_min(1e-12) * 2 - 1).repeat(1, 3, 1, 1)
@@ -155,8 +155,8 @@ class LiSSModel(CycleGANModel):
         crops = {"rotation": opt.crop_size, "jigsaw": opt.jigsaw_size}
         sizes = {t: classifier_map_size(crops[t]) for t in tasks if t in crops}
         if len(set(sizes.values())) > 1 or any(s < 2 for s in sizes.values()):
-            parser.error(f"the rotation/jigsaw heads need one map size >= 2, got {sizes}: use e.g. --crop_size "
-                         "256 --jigsaw_size 222 (official) or --crop_size 96 --jigsaw_size 84")  # fmt: skip
+            hint = "e.g. --crop_size 256 --jigsaw_size 222 (official) or --crop_size 96 --jigsaw_size 84"
+            parser.error(f"the rotation/jigsaw heads need one map size >= 2, got {sizes}: use {hint}")
         if ("rotation" in tasks or opt.D_rotation) and "crop" not in opt.preprocess:
             parser.error("the rotation task needs square crops: use a --preprocess with crop")
         if opt.D_rotation and ("rotation" not in tasks or patch_map_size(opt.crop_size, opt.n_layers_D) < 2):
@@ -167,7 +167,8 @@ class LiSSModel(CycleGANModel):
         self.tasks = parse_tasks(opt.auxiliary_tasks)
         crop = opt.jigsaw_size if self.tasks == ("jigsaw",) and self.isTrain else opt.crop_size
         g_kwargs = dict(ngf=opt.ngf, n_blocks=6, norm=opt.norm, use_dropout=not opt.no_dropout,
-                        head_map_size=classifier_map_size(crop), fix_head_norm=opt.liss_fix_head_norm)  # fmt: skip
+                        head_map_size=classifier_map_size(crop),
+                        fix_head_norm=opt.liss_fix_head_norm)  # fmt: skip
         init = dict(init_type=opt.init_type, init_gain=opt.init_gain)
         self.netG_A = init_weights(LiSSGenerator(opt.input_nc, opt.output_nc, **g_kwargs), **init)
         self.netG_B = init_weights(LiSSGenerator(opt.output_nc, opt.input_nc, **g_kwargs), **init)
@@ -204,7 +205,7 @@ class LiSSModel(CycleGANModel):
         self._apply_freezing()
 
     def _g_param_groups(self) -> list[dict]:
-        """Official order: encoders + decoders, then one group per task holding that head of both generators."""
+        """Official order: encoders + decoders, then per task a group with that head of both generators."""
         G_A, G_B = self.netG_A, self.netG_B
         trunk = [*G_A.encoder.parameters(), *G_A.decoder.parameters(), *G_B.encoder.parameters()]
         groups = [{"group_name": "default", "params": trunk + [*G_B.decoder.parameters()]}]
@@ -382,7 +383,7 @@ class LiSSModel(CycleGANModel):
         return loss
 
     def mixed_rotation_loss(self, X: str) -> torch.Tensor:
-        """D_X classifies each X image's 4 real turns plus the unrotated fake_X (class 4) at a random place."""
+        """D_X classifies each X image's 4 real turns plus the unrotated fake_X (class 4) put at random."""
         real, target = getattr(self, f"rotation_{X}"), getattr(self, f"rotation_target_{X}")
         fake, views, targets = getattr(self, f"fake_{X}"), [], []
         for i in range(len(fake)):
@@ -440,7 +441,7 @@ class LiSSModel(CycleGANModel):
     def validate(self) -> dict[str, float]:
         """Task metrics on the validation split with every task on (official eval.py, training transforms).
 
-        The current training batch, outputs and losses are restored afterwards, so logs show the training step.
+        The training batch, outputs and losses are restored afterwards, so logs still show the training step.
         """
         saved = {k: v for k, v in vars(self).items() if torch.is_tensor(v)}
         with self.runtime.autocast():

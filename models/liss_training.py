@@ -29,7 +29,7 @@ class TaskSchedule:
     """Which parts of the LiSS objective are on (``on[k]`` for identity, translation and each task).
 
     ``update(metrics)`` applies one validation's metrics (``test_G_{A,B}_{task}_{acc,loss}``) and returns the
-    event the model must act on: ``"switch"`` (a sequential hand-over; the ``liss`` schedule then refreshes its
+    event the model acts on: ``"switch"`` (a sequential hand-over; the ``liss`` schedule then refreshes its
     reference encoders), ``"handover"`` (representational schedules: tasks off, translation on, freezing), or
     None. A task passes when both domains pass its threshold.
 
@@ -213,7 +213,7 @@ class LegacyRAdam(torch.optim.Optimizer):
 def task_metrics(model, loader: Iterable[dict], device: torch.device) -> dict[str, float]:
     """The official eval.py metrics of every task of a LiSS ``model`` over ``loader``.
 
-    ``test_G_{A,B}_{task}_loss``: the training loss of the task (gray includes its 0.1 GAN term), averaged over
+    ``test_G_{A,B}_{task}_loss``: the task's training loss (gray includes its 0.1 GAN term), averaged over
     batches; ``test_G_{A,B}_{rotation,jigsaw}_acc``: argmax accuracy over all samples. Translation is not run
     (the official eval computes it for images only). Uses ``model.set_input``/``forward``/``task_loss``.
     """

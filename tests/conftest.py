@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+# Subprocesses (train.py, torchrun) inherit this: one thread each is fastest for tiny nets on 2 shared cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -59,3 +62,14 @@ def train_args(synthetic_root, tmp_path):
         ]
 
     return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny convolutions run fastest on one thread of a small shared CPU (and timings stay comparable)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -25,10 +25,37 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     data = make_synthetic(str(root / "data"), size=32, n_train=2, n_test=2)
     ckpts = str(root / "checkpoints")
-    cmd = [sys.executable, os.path.join(REPO, "train.py"), "--gpu_ids", "-1", "--dataroot", data, "--name", "x",
-           "--checkpoints_dir", ckpts, "--n_epochs", "1", "--n_epochs_decay", "0", "--max_steps", "1", "--ngf", "8",
-           "--ndf", "8", "--load_size", "32", "--crop_size", "32", "--display_id", "0", "--num_threads", "0",
-           "--no_progress"]
+    cmd = [
+        sys.executable,
+        os.path.join(REPO, "train.py"),
+        "--gpu_ids",
+        "-1",
+        "--dataroot",
+        data,
+        "--name",
+        "x",
+        "--checkpoints_dir",
+        ckpts,
+        "--n_epochs",
+        "1",
+        "--n_epochs_decay",
+        "0",
+        "--max_steps",
+        "1",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "--load_size",
+        "32",
+        "--crop_size",
+        "32",
+        "--display_id",
+        "0",
+        "--num_threads",
+        "0",
+        "--no_progress",
+    ]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     args = ["--name", "x", "--checkpoints_dir", ckpts, "--dataroot", data, *NET_ARGS]
@@ -38,8 +65,9 @@ def run(tmp_path_factory):
 def trained_generator(run, name: str) -> nn.Module:
     from models.networks import build_generator
 
-    net = build_generator("resnet_9blocks", 3, 3, ngf=8, norm="instance", use_dropout=False,
-                          init_type="normal", init_gain=0.02)
+    net = build_generator(
+        "resnet_9blocks", 3, 3, ngf=8, norm="instance", use_dropout=False, init_type="normal", init_gain=0.02
+    )
     net.load_state_dict(load_checkpoint(os.path.join(run["ckpts"], "x", "latest.pth"))["networks"][name])
     return net.eval()
 
@@ -55,15 +83,19 @@ def test_torchscript_export_matches_pytorch(run, tmp_path, capsys):
         assert (loaded(x) - trained_generator(run, "netG_B")(x)).abs().max().item() < 1e-5
 
 
-@pytest.mark.skipif(importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None,
-                    reason="onnx / onnxruntime not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None,
+    reason="onnx / onnxruntime not installed",
+)
 def test_onnx_export_matches_pytorch(run, tmp_path, capsys):
     import onnxruntime
 
     out = tmp_path / "onnx"
     assert export.main([*run["args"], "--format", "onnx", "--export_dir", str(out)]) == 0
     assert "MISMATCH" not in capsys.readouterr().out
-    session = onnxruntime.InferenceSession(str(out / "netG_A_latest.onnx"), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        str(out / "netG_A_latest.onnx"), providers=["CPUExecutionProvider"]
+    )
     x = torch.rand(2, 3, 40, 32) * 2 - 1  # another batch size and height than the export sample
     with torch.no_grad():
         expected = trained_generator(run, "netG_A")(x)

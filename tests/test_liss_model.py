@@ -31,16 +31,9 @@ def root(tmp_path_factory) -> str:
 
 def args(root: str, *extra: str, crop: int = 96) -> list[str]:
     """96-px crops and 84-px jigsaw windows: the smallest sizes whose classifier maps are 2x2 (>1 for IN)."""
-    sizes = [
-        "--load_size",
-        str(crop + 4),
-        "--crop_size",
-        str(crop),
-        "--jigsaw_size",
-        str(84 if crop == 96 else 222),
-    ]
-    return ["--model", "liss", "--dataroot", root, "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", *sizes,
-            "--num_threads", "0", "--display_id", "0", "--no_progress", *extra]  # fmt: skip
+    sizes = f"--load_size {crop + 4} --crop_size {crop} --jigsaw_size {84 if crop == 96 else 222}"
+    tiny = "--gpu_ids -1 --ngf 8 --ndf 8 --num_threads 0 --display_id 0 --no_progress"
+    return ["--model", "liss", "--dataroot", root, *sizes.split(), *tiny.split(), *extra]
 
 
 def build(root: str, *extra: str, crop: int = 96):
@@ -64,7 +57,7 @@ def changed(before: dict, module) -> set[str]:
 
 
 def metrics(passing: set[str]) -> dict[str, float]:
-    """Validation metrics where exactly the tasks in ``passing`` pass the default thresholds on both domains."""
+    """Validation metrics where exactly the tasks in ``passing`` pass the default thresholds, both domains."""
     out = {}
     for d in "AB":
         for t in ("rotation", "jigsaw"):
@@ -200,7 +193,7 @@ def test_one_parallel_step_trains_everything_and_first_radam_step_is_sgd(root):
     p0 = p.detach().clone()
     model.optimize_parameters()
     for name, net in model.networks().items():
-        # Without --D_rotation the discriminators' rotation heads get no gradient (official: they still exist).
+        # Without --D_rotation the discriminators' rotation heads get no gradient (they exist, as officially).
         frozen = {k for k in before[name] if k.startswith("rotation.")} if name.startswith("netD") else set()
         assert changed(before[name], net) == set(before[name]) - frozen, name
     # RAdam's first step is not rectified (N_sma < 5): p - lr * grad.
@@ -339,7 +332,7 @@ def test_validation_metrics_and_cadence(root):
     assert counts == [2, 2, 3]
 
 
-# ----------------------------------------------------------------------------------------------- optimiser, decay
+# ------------------------------------------------------------------------------------------ optimiser, decay
 
 
 def test_translation_linear_decay():
@@ -381,10 +374,21 @@ def test_legacy_radam_shares_its_step_size_cache():
 # ----------------------------------------------------------------------------------------------- scripts
 
 
-def test_train_resume_state_and_test_with_panels(root, tmp_path):
+def test_train_resume_in_stage_and_test_with_panels(root, tmp_path):
     ckpts, results = str(tmp_path / "ckpt"), str(tmp_path / "results")
-    common = args(root, "--checkpoints_dir", ckpts, "--name", "seq", "--task_schedule", "sequential",
-                  "--rotation_acc_threshold", "-1", "--display_freq", "1000", "--print_freq", "1000")  # fmt: skip
+    schedule = ["--task_schedule", "sequential", "--rotation_acc_threshold", "-1"]  # rotation passes at once
+    common = args(
+        root,
+        "--checkpoints_dir",
+        ckpts,
+        "--name",
+        "seq",
+        *schedule,
+        "--display_freq",
+        "1000",
+        "--print_freq",
+        "1",
+    )
     assert train.main([*common, "--max_steps", "2"]) == 0
     ckpt = load_checkpoint(os.path.join(ckpts, "seq", "latest.pth"), "liss")
     assert set(ckpt["networks"]) == {"netG_A", "netG_B", "netD_A", "netD_B", "netD_A_gray", "netD_B_gray"}
@@ -392,9 +396,15 @@ def test_train_resume_state_and_test_with_panels(root, tmp_path):
     assert state["schedule"]["on"]["jigsaw"] and not state["schedule"]["on"]["rotation"]  # switched at step 1
     assert state["n_validations"] == 1 and state["ref_encoder_A"] is None
     assert ckpt["schedulers"]["lr"] == {"decay_epochs": 0, "last_epoch": 0}
-    test_args = ["--model", "liss", "--dataroot", root, "--name", "seq", "--checkpoints_dir", ckpts, "--gpu_ids",
-                 "-1", "--ngf", "8", "--ndf", "8", "--load_size", "96", "--crop_size", "96", "--num_threads", "0",
-                 "--no_progress", "--results_dir", results, "--num_test", "1", "--liss_panels", "depth, gray"]  # fmt: skip
+    # A resumed run continues in the jigsaw stage (official: back to the first task).
+    assert train.main([*common, "--max_steps", "3", "--continue_train"]) == 0
+    ckpt = load_checkpoint(os.path.join(ckpts, "seq", "latest.pth"), "liss")
+    assert ckpt["progress"]["global_step"] == 3 and ckpt["model_state"]["schedule"]["on"]["jigsaw"]
+    with open(os.path.join(ckpts, "seq", "loss_log.txt")) as log:
+        assert "G_A_jigsaw" in log.read().strip().splitlines()[-1]
+    tiny = "--gpu_ids -1 --ngf 8 --ndf 8 --crop_size 96 --load_size 96 --num_threads 0 --no_progress --num_test 1"
+    test_args = ["--model", "liss", "--dataroot", root, "--name", "seq", "--checkpoints_dir", ckpts, *tiny.split(),
+                 "--results_dir", results, "--liss_panels", "depth, gray"]  # fmt: skip
     assert test_script.main(test_args) == 0
     images = os.listdir(os.path.join(results, "seq", "test_latest", "images"))
     for label in ("real_A", "fake_B", "rec_A", "depth_A", "gray_A", "fake_A", "depth_B", "gray_B"):
@@ -409,8 +419,14 @@ def test_official_generator_files_load_for_inference(root, tmp_path):
     os.makedirs(tmp_path / "run")
     for X, net in official.items():
         torch.save(net.state_dict(), tmp_path / "run" / f"latest_net_G_{X}.pth")
-    opt = TestOptions().parse(["--model", "liss", "--dataroot", root, "--gpu_ids", "-1", "--ngf", "8",
-                               "--crop_size", "96", "--load_size", "96"], save=False)  # fmt: skip
+    argv = [
+        "--model",
+        "liss",
+        "--dataroot",
+        root,
+        *"--gpu_ids -1 --ngf 8 --crop_size 96 --load_size 96".split(),
+    ]
+    opt = TestOptions().parse(argv, save=False)
     model = LiSSModel(opt)
     assert model.netG_A.head_map_size == 2
     assert model.import_official(str(tmp_path / "run"), "latest", model.inference_names)

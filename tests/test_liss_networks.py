@@ -1,4 +1,4 @@
-"""LiSS networks and task data: official parameter counts and keys, shapes, the jigsaw table, target tensors."""
+"""LiSS networks and task data: official parameter counts and keys, shapes, jigsaw table, target tensors."""
 
 from __future__ import annotations
 

@@ -66,12 +66,10 @@ def inputs(batch: int = 4, size: int = 32):
     x_tf0 = torch.randn(batch, 3, size, size, generator=g)
     x_org = torch.randn(batch, 3, size, size, generator=g).clamp(-1, 1)
     x_tf = torch.randn(batch, 3, size, size, generator=g).clamp(-1, 1)
-    return x_tf0, {
-        "A": x_org,
-        "A_tf": x_tf,
-        "label": torch.tensor([0, 1, 2, 3]),
-        "ref_idx": torch.tensor([2, 0, 3, 1]),
-    }
+    x_lab = torch.randn(batch, 3, size, size, generator=g).clamp(-1, 1)
+    x_lab_tf = torch.randn(batch, 3, size, size, generator=g).clamp(-1, 1)
+    return x_tf0, {"A": x_org, "A_tf": x_tf, "label": torch.tensor([0, 1, 2, 3]), "ref_idx": torch.tensor([2, 0, 3, 1]),
+                   "L": x_lab, "L_tf": x_lab_tf, "L_label": torch.tensor([3, 2, 1, 0])}  # fmt: skip
 
 
 def run_step(model, step: int, batch: dict) -> None:
@@ -133,6 +131,43 @@ def test_two_iterations_match_the_official_code(class_root):
         assert got[key].item() == pytest.approx(value, rel=1e-5, abs=1e-6), key  # IIC ~ 0: round-off only
     for key, value in updates(model, init).items():
         assert value == pytest.approx(OFFICIAL_UPDATES_B[key], rel=1e-4), key
+
+
+# Supervised (trainGAN_SUP, labels 0..3): epoch 0 (GAN from the start), then epoch 1 after G_EMA := G.
+OFFICIAL_SUP = [
+    {"C_moco": 1.6595277786254883, "D": 15.095582008361816, "D_gp": 13.181571006774902, "G": -0.3167436718940735,
+     "G_adv": -0.3964059054851532, "G_rec": 0.6366451382637024, "G_sty": 1.5997694730758667},
+    {"C_moco": 1.6304566860198975, "D": 7.9231109619140625, "D_gp": 5.8842668533325195, "G": -0.6815140247344971,
+     "G_adv": -0.7610009908676147, "G_rec": 0.6361005902290344, "G_sty": 1.5876860618591309},
+]  # fmt: skip
+# Semi-supervised (trainGAN_SEMI, iters 2, p_semi 0.5, unsup_start 0, separated 0): one labelled iteration on
+# (L, L_tf, L_label) then one unlabelled; upstream logs the mean over both (CE: labelled one, IIC: unlabelled one).
+OFFICIAL_SEMI_MEANS = {"C": 0.884992316365242, "C_moco": 1.9282023310661316, "D": 10.942720890045166,
+                       "G": -0.07621781527996063, "G_sty": 1.867241084575653}  # fmt: skip
+OFFICIAL_SEMI_CE = 2.768688440322876
+
+
+def test_supervised_and_semi_iterations_match_the_official_code(class_root):
+    x_tf0, batch = inputs()
+    sup = build(class_root, "--p_semi", "1.0", "--tunit_epoch_iters", "1", "--tunit_queue_reset_each_epoch")
+    sup.queue0 = sup.netC_ema(x_tf0)["cont"].detach()
+    sup.queue.reset(sup.queue0)
+    for t, expected in enumerate(OFFICIAL_SUP):
+        run_step(sup, t, batch)
+        got = sup.get_current_losses()
+        for key, value in expected.items():
+            assert got[key].item() == pytest.approx(value, rel=1e-5), (t, key)
+    semi = build(class_root, "--p_semi", "0.5", "--tunit_epoch_iters", "2", "--tunit_semi_warm_epochs", "0",
+                 "--tunit_gan_start", "0", "--tunit_ema_start", "2")  # fmt: skip
+    semi.queue0 = semi.netC_ema(x_tf0)["cont"].detach()
+    semi.queue.reset(semi.queue0)
+    losses = []
+    for t in range(2):
+        run_step(semi, t, batch)
+        losses.append({k: v.item() for k, v in semi.get_current_losses().items()})
+    assert losses[0]["C_ce"] == pytest.approx(OFFICIAL_SEMI_CE, rel=1e-5)
+    for key, value in OFFICIAL_SEMI_MEANS.items():
+        assert (losses[0][key] + losses[1][key]) / 2 == pytest.approx(value, rel=1e-5), key
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -209,9 +244,6 @@ def test_extra_state_round_trip(class_root, tmp_path):
 def test_supervised_and_semi_iterations(class_root, p_semi):
     model = build(class_root, "--p_semi", p_semi, "--tunit_epoch_iters", "2", "--tunit_semi_warm_epochs", "1")
     _, batch = inputs()
-    batch.update(
-        {"L": batch["A"].flip(0), "L_tf": batch["A_tf"].flip(0), "L_label": torch.tensor([3, 2, 1, 0])}
-    )
     for t in range(3):
         run_step(model, t, batch)
     losses = model.get_current_losses()

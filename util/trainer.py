@@ -190,7 +190,6 @@ class Trainer:
     def run_epoch(self) -> None:
         epoch, opt = self.epoch, self.opt
         self.dataset.set_epoch(epoch)
-        self.dataset.set_load_size(self.model.train_load_size(epoch))
         self.loader.sampler.set_epoch(epoch)
         self.loader.sampler.set_start(self.epoch_iter * opt.batch_size)
         t_epoch = t_data_start = time.time()

@@ -142,7 +142,7 @@ class PatchSampleF(nn.Module):
             if patch_ids is None:
                 ids = sample_patch_ids(flat.shape[2], num_patches, generator, feat.device)
             else:
-                ids = patch_ids[i].to(device=feat.device, dtype=torch.long)
+                ids = torch.as_tensor(patch_ids[i], dtype=torch.long, device=feat.device)
             # Index the spatial axis of the B x C x HW view: the backward scatters into a fresh contiguous
             # tensor, so the gradient reaching the generator is NCHW-contiguous (spec bug #16).
             x = flat[:, :, ids].transpose(1, 2).flatten(0, 1)  # (B * P) x C, batch-major

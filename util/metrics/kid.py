@@ -46,7 +46,9 @@ def kernel_inception_distance(
     """
     feats_x, feats_y = np.asarray(feats_x), np.asarray(feats_y)
     if feats_x.ndim != 2 or feats_y.ndim != 2 or feats_x.shape[1] != feats_y.shape[1]:
-        raise ValueError(f"features must be (N, d) arrays of equal d, got {feats_x.shape} and {feats_y.shape}")
+        raise ValueError(
+            f"features must be (N, d) arrays of equal d, got {feats_x.shape} and {feats_y.shape}"
+        )
     m = min(subset_size, feats_x.shape[0], feats_y.shape[0])
     if m < 2:
         raise ValueError("KID needs at least 2 features in each set")

@@ -27,11 +27,38 @@ from util.metrics.fid import FIDWeightsError, load_extractor
 
 #: options that describe this scoring run, not the trained model: never copied from the checkpoint
 RUN_OPTIONS = {
-    "isTrain", "name", "checkpoints_dir", "dataroot", "phase", "epoch", "gpu_ids", "batch_size", "num_threads",
-    "serial_batches", "no_flip", "load_size", "dry_run", "verbose", "suffix", "no_progress", "results_dir",
-    "num_test", "max_dataset_size", "synthetic_data", "display_winsize", "aspect_ratio", "eval", "output_path",
-    "input_dir", "test_direction", "compute_fid", "fid_weights", "fid_batch_size", "fid_cache_dir",
-    "fid_num_images", "fid_dims",
+    "isTrain",
+    "name",
+    "checkpoints_dir",
+    "dataroot",
+    "phase",
+    "epoch",
+    "gpu_ids",
+    "batch_size",
+    "num_threads",
+    "serial_batches",
+    "no_flip",
+    "load_size",
+    "dry_run",
+    "verbose",
+    "suffix",
+    "no_progress",
+    "results_dir",
+    "num_test",
+    "max_dataset_size",
+    "synthetic_data",
+    "display_winsize",
+    "aspect_ratio",
+    "eval",
+    "output_path",
+    "input_dir",
+    "test_direction",
+    "compute_fid",
+    "fid_weights",
+    "fid_batch_size",
+    "fid_cache_dir",
+    "fid_num_images",
+    "fid_dims",
 }
 
 
@@ -44,16 +71,36 @@ def list_checkpoints(expr_dir: str) -> list[str]:
 def options_for(ckpt: dict, args: argparse.Namespace):
     """Test options for scoring ``ckpt``: its training options, with this run's folders, device and flags."""
     saved = ckpt["options"]
-    argv = ["--model", ckpt["model"], "--name", args.name, "--checkpoints_dir", args.checkpoints_dir,
-            "--dataroot", args.dataroot or saved["dataroot"], "--phase", args.phase, "--gpu_ids", args.gpu_ids,
-            "--num_threads", "0"]
+    argv = [
+        "--model",
+        ckpt["model"],
+        "--name",
+        args.name,
+        "--checkpoints_dir",
+        args.checkpoints_dir,
+        "--dataroot",
+        args.dataroot or saved["dataroot"],
+        "--phase",
+        args.phase,
+        "--gpu_ids",
+        args.gpu_ids,
+        "--num_threads",
+        "0",
+    ]
     base = TestOptions().parse(argv, save=False)
     known = base.to_dict()
     trained = {k: v for k, v in saved.items() if k in known and k not in RUN_OPTIONS}
     return base.replace(
-        **trained, load_size=saved.get("crop_size", base.crop_size), fid_weights=args.fid_weights,
-        fid_batch_size=args.fid_batch_size, fid_cache_dir=args.fid_cache_dir, fid_num_images=args.num_images, fid_dims=args.dims,
-        num_test=0, no_progress=True)
+        **trained,
+        load_size=saved.get("crop_size", base.crop_size),
+        fid_weights=args.fid_weights,
+        fid_batch_size=args.fid_batch_size,
+        fid_cache_dir=args.fid_cache_dir,
+        fid_num_images=args.num_images,
+        fid_dims=args.dims,
+        num_test=0,
+        no_progress=True,
+    )
 
 
 def sort_key(row: dict) -> tuple:
@@ -63,14 +110,22 @@ def sort_key(row: dict) -> tuple:
 def format_table(rows: list[dict]) -> str:
     if not rows:
         return "(no scores)"
-    metrics = [k for k in rows[0] if k not in ("checkpoint", "epoch", "step") and not k.startswith("kid_std_")]
+    metrics = [
+        k for k in rows[0] if k not in ("checkpoint", "epoch", "step") and not k.startswith("kid_std_")
+    ]
     best = min(rows, key=lambda r: r.get("fid", float("inf")))
     header = ["checkpoint", "epoch", "step", *metrics]
     lines = [header]
     for r in rows:
         mark = " *" if r is best else ""
-        lines.append([r["checkpoint"] + mark, str(r["epoch"]), str(r["step"]),
-                      *(f"{r[m]:.4f}" if m in r else "-" for m in metrics)])
+        lines.append(
+            [
+                r["checkpoint"] + mark,
+                str(r["epoch"]),
+                str(r["step"]),
+                *(f"{r[m]:.4f}" if m in r else "-" for m in metrics),
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
@@ -98,10 +153,16 @@ def rescore(args: argparse.Namespace) -> list[dict]:
         metrics = evaluate_translation(model, opt, device=device, progress=sys.stderr.isatty())
         progress = ckpt.get("progress", {})
         label = os.path.splitext(os.path.basename(path))[0]
-        row = {"checkpoint": label, "epoch": progress.get("epoch", "-"), "step": progress.get("global_step", 0)}
+        row = {
+            "checkpoint": label,
+            "epoch": progress.get("epoch", "-"),
+            "step": progress.get("global_step", 0),
+        }
         rows.append({**row, **(metrics or {})})
-        print(f"{label}: " + (", ".join(f"{k} {v:.4f}" for k, v in (metrics or {}).items()) or "no scores"),
-              flush=True)
+        print(
+            f"{label}: " + (", ".join(f"{k} {v:.4f}" for k, v in (metrics or {}).items()) or "no scores"),
+            flush=True,
+        )
     return sorted(rows, key=sort_key)
 
 
@@ -117,16 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m util.metrics.rescore", description=__doc__.split("\n")[0])
     p.add_argument("--name", required=True, help="experiment name (a folder of --checkpoints_dir)")
     p.add_argument("--checkpoints_dir", default="./checkpoints")
-    p.add_argument("--dataroot", default=None, help="dataset folder (default: the one the run was trained on)")
+    p.add_argument(
+        "--dataroot", default=None, help="dataset folder (default: the one the run was trained on)"
+    )
     p.add_argument("--phase", default="test", help="score <phase>A / <phase>B")
     p.add_argument("--gpu_ids", default="0", help="-1 for CPU")
-    p.add_argument("--fid_weights", default=None, help="Inception weights file (default: $FID_WEIGHTS, caches)")
+    p.add_argument(
+        "--fid_weights", default=None, help="Inception weights file (default: $FID_WEIGHTS, caches)"
+    )
     p.add_argument("--fid_batch_size", type=int, default=50)
-    p.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048], help="Inception feature size")
+    p.add_argument(
+        "--dims", type=int, default=2048, choices=[64, 192, 768, 2048], help="Inception feature size"
+    )
     p.add_argument("--fid_cache_dir", default="", help="real-image feature cache ('none': off)")
     p.add_argument("--eval", action="store_true", help="networks in eval mode (as test.py --eval)")
     p.add_argument("--num_images", type=int, default=0, help="images per direction (0: all)")
-    p.add_argument("--csv", default=None, help="where to write the table (default: checkpoints_dir/name/rescore.csv)")
+    p.add_argument(
+        "--csv", default=None, help="where to write the table (default: checkpoints_dir/name/rescore.csv)"
+    )
     args = p.parse_args(argv)
     try:
         rows = rescore(args)
