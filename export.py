@@ -9,8 +9,8 @@ generator needs more inputs (a style code, a reference image) are exported as th
 ``translate_<direction>``, image in and translated image out. Files go to
 ``checkpoints_dir/name/export/<label>_<epoch>.{pt,onnx}``.
 
-Exports are made on the CPU with the networks in eval mode and checked on two random inputs (batch 1 at
-``crop_size``, and batch 2 at a larger size to check the dynamic batch/height/width axes); the maximum
+Exports are made on the CPU with the networks in eval mode and checked on two random inputs (batch 2 at
+``crop_size``, and batch 1 at a larger height to check the dynamic batch/height/width axes); the maximum
 absolute difference to PyTorch is printed, and the exit status is 1 when it exceeds ``--atol``. ONNX export
 needs the ``onnx`` package and its check ``onnxruntime``; without them that step is skipped with a message.
 """
@@ -84,11 +84,13 @@ def exportable_modules(model, opt) -> list[tuple[str, nn.Module, int]]:
 
 
 def samples(channels: int, size: int, multiple: int) -> list[torch.Tensor]:
+    """The export example (batch 2: tracing at batch 1 would bake in batch-1 branches such as UNIT's
+    LayerNorm), then batch 1 at a larger height to check that the export is not tied to one shape."""
     g = torch.Generator().manual_seed(0)
     bigger = size + multiple * max(1, 16 // multiple)
     return [
-        torch.rand(1, channels, size, size, generator=g) * 2 - 1,
-        torch.rand(2, channels, bigger, size, generator=g) * 2 - 1,
+        torch.rand(2, channels, size, size, generator=g) * 2 - 1,
+        torch.rand(1, channels, bigger, size, generator=g) * 2 - 1,
     ]
 
 
@@ -113,24 +115,21 @@ def export_torchscript(module: nn.Module, example: torch.Tensor, path: str):
 
 
 def export_onnx(module: nn.Module, example: torch.Tensor, path: str, n_outputs: int, opset: int):
+    """Dynamic batch/height/width when the exporter can; a fixed-shape file (with a message) when not."""
     outputs = ["output"] if n_outputs == 1 else [f"output_{i}" for i in range(n_outputs)]
-    axes = {"input": {0: "batch", 2: "height", 3: "width"}}
-    axes.update({o: {0: "batch"} for o in outputs})
-    if n_outputs == 1:
-        axes["output"] = {0: "batch", 2: "height", 3: "width"}
+    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in ["input", *outputs]}
+    kwargs = dict(dynamo=False, opset_version=opset, input_names=["input"], output_names=outputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # The TorchScript-based exporter (dynamo=False) needs the onnx package but not onnxscript.
-        torch.onnx.export(
-            module,
-            (example,),
-            path,
-            dynamo=False,
-            opset_version=opset,
-            input_names=["input"],
-            output_names=outputs,
-            dynamic_axes=axes,
-        )
+        try:
+            torch.onnx.export(module, (example,), path, dynamic_axes=axes, **kwargs)
+        except Exception as exc:  # some ops (e.g. adaptive norms) only export with static shapes
+            print(
+                f"{path}: dynamic shapes failed ({str(exc).splitlines()[0]}); exporting for "
+                f"{tuple(example.shape)} only"
+            )
+            torch.onnx.export(module, (example,), path, **kwargs)
     if importlib.util.find_spec("onnxruntime") is None:
         return None
     import onnxruntime
@@ -150,9 +149,16 @@ def export_and_check(
     multiple: int,
 ) -> bool:
     """Write one file and print its difference to PyTorch on each sample; False on a mismatch."""
-    xs = samples(channels, opt.crop_size, multiple)
-    with torch.no_grad():
-        expected = [as_tuple(module(x)) for x in xs]
+    xs, expected = [], []
+    for x in samples(channels, opt.crop_size, multiple):
+        try:
+            with torch.no_grad():
+                expected.append(as_tuple(module(x)))
+            xs.append(x)
+        except (RuntimeError, ValueError) as exc:  # e.g. U-GAT-IT's full generator takes one size only
+            print(
+                f"{label}: PyTorch itself does not take input {tuple(x.shape)} ({str(exc).splitlines()[0]})"
+            )
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
         print(
             f"{label}: ONNX export skipped: the onnx package is not installed (pip install onnx onnxruntime)"
@@ -160,10 +166,14 @@ def export_and_check(
         return True
     ext = "pt" if fmt == "torchscript" else "onnx"
     path = os.path.join(out_dir, f"{label}_{opt.epoch}.{ext}")
-    if fmt == "torchscript":
-        run = export_torchscript(module, xs[0], path)
-    else:
-        run = export_onnx(module, xs[0], path, len(expected[0]), args.opset)
+    try:
+        if fmt == "torchscript":
+            run = export_torchscript(module, xs[0], path)
+        else:
+            run = export_onnx(module, xs[0], path, len(expected[0]), args.opset)
+    except Exception as exc:  # report and go on with the other networks and formats
+        print(f"{path}: export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return False
     if run is None:
         print(
             f"{path}: written; numeric check skipped (onnxruntime is not installed: pip install onnxruntime)"

@@ -169,7 +169,7 @@ class LiSSDataset(UnalignedDataset):
     def extra_targets(self, path: str, domain: str, params: dict, rng: np.random.Generator) -> dict:
         if not self.tasks:
             return {}
-        # The base class returns only the normalised tensor, so the crop is rebuilt from the file with the
+        # The base class returns only the normalised tensor, so the crop is rebuilt from the file, same
         # geometry (a second decode; resize, crop and flip are deterministic given ``params``).
         source = load_image(path, 3)
         img = apply_geometry(source, self.opt, params, load_size=self.load_size, path=path)

@@ -176,7 +176,7 @@ class LiSSModel(CycleGANModel):
         self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
         if not self.isTrain:
             return
-        # Official: every D, the gray ones too, judges output_nc channels; all four exist for every task set.
+        # Official: gray discriminators only with the gray task; every D, gray ones too, sees output_nc channels.
         d_names = ["netD_A", "netD_B"] + (["netD_A_gray", "netD_B_gray"] if "gray" in self.tasks else [])
         rotation_map = patch_map_size(opt.crop_size, opt.n_layers_D)
         for name in d_names:

@@ -72,6 +72,7 @@ def trained_generator(run, name: str) -> nn.Module:
     return net.eval()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_export_matches_pytorch(run, tmp_path, capsys):
     out = tmp_path / "ts"
     assert export.main([*run["args"], "--format", "torchscript", "--export_dir", str(out)]) == 0

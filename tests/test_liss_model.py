@@ -217,7 +217,7 @@ def test_sequential_first_stage_trains_only_the_encoders_and_the_first_head(root
 
 
 def test_d_rotation_losses(root):
-    model = build(root, "--D_rotation", "--lambda_DR", "2")
+    model = build(root, "--D_rotation", "--lambda_DR", "2", "--auxiliary_tasks", "rotation")
     model.set_input(batch_of(model))
     model.optimize_parameters()
     torch.testing.assert_close(

