@@ -10,6 +10,7 @@ import sys
 from data.image_io import DataError
 from options import TestOptions
 from util.checkpoint import CheckpointError
+from util.metrics.evaluate import score_test_results
 from util.test_loop import Tester
 
 
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
         tester = Tester(opt)
         if not opt.dry_run:
             tester.run()
+            if opt.compute_fid:
+                score_test_results(tester)
     except (CheckpointError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -125,6 +125,9 @@ class BaseOptions:
         g.add_argument(
             "--epoch", default="latest", help="which checkpoint to load: latest, best or an epoch number"
         )
+        from util.metrics.evaluate import add_eval_options  # here, not at the top: util.metrics imports options
+
+        add_eval_options(parser, self.is_train)
         return parser
 
     # ------------------------------------------------------------------ parsing
@@ -168,6 +171,8 @@ def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser) -> None:
     except ValueError:
         parser.error(f"--gpu_ids: expected comma-separated integers (-1 for CPU), got {opt.gpu_ids!r}")
     opt.gpu_ids = [g for g in gpu_ids if g >= 0]
+    if opt.load_size is None:  # test.py: no resize beyond the crop unless asked
+        opt.load_size = opt.crop_size
     if opt.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {opt.batch_size}")
     if opt.dataroot is None:

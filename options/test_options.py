@@ -1,4 +1,5 @@
-"""Test options. As in the CycleGAN/CUT codebases, load_size defaults to crop_size so test images are not cropped."""
+"""Test options. As in the CycleGAN/CUT codebases, load_size defaults to crop_size so test images are not cropped
+(here the --crop_size given on the command line, not the parser default)."""
 
 from __future__ import annotations
 
@@ -38,5 +39,5 @@ class TestOptions(BaseOptions):
             choices=["both", "AtoB", "BtoA"],
             help="for two-way models: which directions to run",
         )
-        parser.set_defaults(load_size=parser.get_default("crop_size"))
+        parser.set_defaults(load_size=None)  # None: the --crop_size actually given (see finalize)
         return parser

@@ -19,6 +19,7 @@ import data
 import models
 from util import checkpoint as ckpt_io
 from util.distributed import DistInfo, broadcast_module, cleanup, init_distributed, select_device
+from util.metrics.evaluate import PeriodicEvaluator
 from util.runtime import Runtime
 from util.visualizer import Visualizer
 
@@ -80,6 +81,7 @@ class Trainer:
         self.epoch, self.epoch_iter, self.global_step = opt.epoch_count, 0, 0
         self.stop_requested = False
         self.visualizer = None
+        self.evaluator = PeriodicEvaluator(opt, self.expr_dir) if opt.eval_freq > 0 else None
         if opt.dry_run:
             return
         self.visualizer = Visualizer(
@@ -280,6 +282,9 @@ class Trainer:
         if crossed(step, images_per_step, opt.save_latest_freq):
             print(f"saving the latest model (epoch {self.epoch}, total steps {step})")
             self.save("latest", *([f"iter_{step}"] if opt.save_by_iter else []))
+        if self.evaluator is not None and self.evaluator.due(step):
+            if self.evaluator.evaluate(self.model, self.epoch, step, self.device, self.visualizer):
+                self.save("best")
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self):
