@@ -125,7 +125,8 @@ class BaseOptions:
         g.add_argument(
             "--epoch", default="latest", help="which checkpoint to load: latest, best or an epoch number"
         )
-        from util.metrics.evaluate import add_eval_options  # here, not at the top: util.metrics imports options
+        # Imported here, not at the top: util.metrics imports options.
+        from util.metrics.evaluate import add_eval_options
 
         add_eval_options(parser, self.is_train)
         return parser
