@@ -210,6 +210,11 @@ class BaseModel(nn.Module, ABC):
         """Network attribute -> the label in official file names (``netG_A`` -> ``G_A``)."""
         return {n: n[3:] if n.startswith("net") else n for n in names}
 
+    def official_files_hint(self, epoch: str) -> str:
+        """The official file names ``import_official`` looks for (shown when no weights are found)."""
+        labels = self.official_file_labels(self.inference_names).values()
+        return ", ".join(f"{epoch}_net_{label}.pth" for label in labels)
+
     def import_official(self, expr_dir: str, epoch: str, names: list[str]) -> bool:
         """Load official per-network files ``<epoch>_net_<X>.pth`` (CycleGAN/CUT layout), if present.
 

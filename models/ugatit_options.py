@@ -20,15 +20,8 @@ def parse_light(value: str) -> int:
         raise argparse.ArgumentTypeError(f"--light: expected True/False or an int, got {value!r}") from None
 
 
-def _extend_choices(parser: argparse.ArgumentParser, dest: str, *extra: str) -> None:
-    for action in parser._actions:
-        if action.dest == dest and action.choices is not None:
-            action.choices = [*action.choices, *[e for e in extra if e not in action.choices]]
-
-
 def add_ugatit_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
     """The options of znxlwm/UGATIT-pytorch ``main.py`` plus the framework's switches for its bugs."""
-    _extend_choices(parser, "init_type", "pytorch")
     parser.set_defaults(
         crop_size=256, load_size=286 if is_train else 256, init_type="pytorch", dataset_mode="ugatit"
     )

@@ -191,9 +191,6 @@ class UNITModel(BaseModel):
             g.add_argument("--minmax_output", action=argparse.BooleanOptionalAction, default=False,
                            help="min-max stretch each image like the official save_image(normalize=True)")  # fmt: skip
             return parser
-        for action in parser._actions:  # the official "constant" policy (no schedule) joins the base choices
-            if action.dest == "lr_policy" and "constant" not in action.choices:
-                action.choices = [*action.choices, "constant"]
         parser.set_defaults(lr=1e-4, beta1=0.5, beta2=0.999, lr_policy="step", max_steps=1_000_000,
                             save_latest_freq=10000, print_freq=10, display_freq=500, update_html_freq=10000,
                             save_epoch_freq=0)  # fmt: skip
@@ -401,8 +398,8 @@ class UNITModel(BaseModel):
         return visuals
 
     # ------------------------------------------------------------------ official checkpoints
-    def official_file_labels(self, names: list[str]) -> dict[str, str]:
-        return {n: f"gen_<iteration>.pt['{n[-1]}']" for n in names}
+    def official_files_hint(self, epoch: str) -> str:
+        return "gen_XXXXXXXX.pt with keys 'a' and 'b' (or --official_checkpoint PATH)"
 
     def import_official(self, expr_dir: str, epoch: str, names: list[str]) -> bool:
         path = self.opt.official_checkpoint or find_official(expr_dir, "gen", str(epoch))

@@ -102,7 +102,9 @@ class BaseOptions:
         )
         g.add_argument("--n_layers_D", type=int, default=3, help="only used if netD is n_layers")
         g.add_argument("--norm", default="instance", choices=["instance", "batch", "none"])
-        g.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
+        g.add_argument(
+            "--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal", "pytorch"]
+        )
         g.add_argument("--init_gain", type=float, default=0.02)
         add_flag(g, "--no_dropout", help="no dropout in the generator")
 

@@ -154,7 +154,7 @@ def test_official_cyclegan_files_with_module_prefix_load(synthetic_root, tmp_pat
 def test_missing_weights_give_a_clear_error(synthetic_root, tmp_path, capsys):
     assert test_script.main(cli_args(synthetic_root, tmp_path, tmp_path, name="nothing")) == 1
     err = capsys.readouterr().err
-    assert "no weights for --epoch latest" in err and "latest_net_G_A.pth" not in err and "G_A" in err
+    assert "no weights for --epoch latest" in err and "latest_net_G_A.pth, latest_net_G_B.pth" in err
 
 
 def test_pad_to_multiple_pads_by_reflection_and_reports_the_size():

@@ -18,6 +18,13 @@ class LinearDecay:
         return 1.0 - max(0, step + self.epoch_count - self.n_epochs) / float(self.n_epochs_decay + 1)
 
 
+class ConstantFactor:
+    """No schedule (UNIT's ``constant`` policy); an object, not a lambda, so the state stays plain data."""
+
+    def __call__(self, step: int) -> float:
+        return 1.0
+
+
 def get_scheduler(optimizer: Optimizer, opt) -> lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau:
     policy = opt.lr_policy
     if policy == "linear":
@@ -28,6 +35,8 @@ def get_scheduler(optimizer: Optimizer, opt) -> lr_scheduler.LRScheduler | lr_sc
         return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
     if policy == "plateau":
         return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.2, threshold=0.01, patience=5)
+    if policy == "constant":
+        return lr_scheduler.LambdaLR(optimizer, ConstantFactor())
     if policy == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=opt.n_epochs + opt.n_epochs_decay, eta_min=0)
-    raise ValueError(f"--lr_policy: unknown policy {policy!r}; valid: linear, step, plateau, cosine")
+    raise ValueError(f"--lr_policy: unknown policy {policy!r}; valid: linear, step, plateau, cosine, constant")

@@ -37,8 +37,7 @@ def load_for_inference(model, opt) -> str:
         return expr_dir
     raise ckpt_io.CheckpointError(
         f"no weights for --epoch {opt.epoch} in {expr_dir}: expected {path} (this framework) or the official "
-        f"files ({', '.join(model.official_file_labels(model.inference_names).values())} as "
-        f"{opt.epoch}_net_<label>.pth)"
+        f"files ({model.official_files_hint(opt.epoch)})"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn import init
 
-INIT_TYPES: tuple[str, ...] = ("normal", "xavier", "kaiming", "orthogonal")
+INIT_TYPES: tuple[str, ...] = ("normal", "xavier", "kaiming", "orthogonal", "pytorch")
 
 
 def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
@@ -16,9 +16,12 @@ def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0
     bias 0. Modules are matched by class name like the official ``init_func`` so any custom layer named
     ``*Conv*``/``*Linear*`` with a weight is treated the same, and the visiting order (``net.apply``, children
     first) and thus the random draws equal the official ones. Buffers (e.g. the blur filters) are untouched.
+    ``pytorch`` keeps PyTorch's default initialisation (U-GAT-IT's official code calls no init).
     """
     if init_type not in INIT_TYPES:
         raise ValueError(f"unknown init_type {init_type!r}; valid types: {', '.join(INIT_TYPES)}")
+    if init_type == "pytorch":
+        return net
 
     def init_module(m: nn.Module) -> None:
         name = type(m).__name__
