@@ -17,8 +17,11 @@ Fixed fork bugs, each with a flag restoring the published behaviour:
 - E1: lr decay follows ``--decay_flag`` (default on, as the official code; the fork decays only when
   ``--no_decay_flag`` is passed, i.e. ``--decay_flag False`` reproduces its default).
 - E9/E10: A and B are sampled independently and resized to squares, as the official code.
-Not implemented: histogram matching, RandomResizedCrop augmentation (``--aug_prob``), FID during training,
-the BiSeNet face parser (masks come from files) and ``--seg_fix_glass_mouth`` (needs part labels).
+
+The fork's data options (``--match_histograms --match_mode --match_prob --match_ratio``, ``--aug_prob``) live
+in ``--dataset_mode ugatit`` (data/ugatit_dataset.py), as in the fork's dataset; this model only sets the
+fork's ``--aug_prob 0.2`` default. Not implemented: FID during training, the BiSeNet face parser (masks come
+from files) and ``--seg_fix_glass_mouth`` (needs part labels).
 """
 
 from __future__ import annotations
@@ -96,6 +99,13 @@ class UGATITEnhancedModel(UGATITModel):
                 help="translate with the EMA generators (as the fork's test)",
             )
         return parser
+
+    @classmethod
+    def preset_defaults(cls, known, is_train):
+        presets = super().preset_defaults(known, is_train)
+        if is_train and known.dataset_mode == "ugatit":  # --aug_prob is that mode's option; fork default 0.2
+            presets["aug_prob"] = 0.2
+        return presets
 
     @classmethod
     def validate_options(cls, opt, parser):
