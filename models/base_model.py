@@ -74,7 +74,8 @@ class BaseModel(nn.Module, ABC):
         with torch.no_grad():
             self.forward()
 
-    def forward(self):  # noqa: D102 - models define their own forward
+    def forward(self):
+        """Models with a single training forward (CycleGAN's four translations) define it; others need not."""
         return None
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 import pytest
 
@@ -32,6 +33,41 @@ TINY = [
     "0",
     "--no_progress",
 ]
+# The same for test.py, which has no discriminator or display options.
+TINY_TEST = ["--gpu_ids", "-1", "--ngf", "8", "--load_size", "32", "--crop_size", "32",
+             "--num_threads", "0", "--no_progress"]  # fmt: skip
+
+
+def _command_line(
+    tiny: list[str], model: str, dataroot: str, name: str, checkpoints_dir: str, extra: Sequence[str]
+) -> list[str]:
+    """The argument list every tiny train.py / test.py run of the tests shares, then ``extra``."""
+    return ["--model", model, "--dataroot", dataroot, "--name", name, "--checkpoints_dir", checkpoints_dir,
+            *tiny, *extra]  # fmt: skip
+
+
+def directional_errors(loss, weight, seed: int = 2, steps=(1e-7, 1e-8, 1e-9)) -> list[float]:
+    """Relative error of autograd against central differences along a random unit direction of ``weight``.
+
+    Several steps: a ReLU kink closer than a step spoils that step's difference (seen at 1e-7 for some draws),
+    so the best step is what a correct gradient must match (CUT's official gather is off by ~170 %).
+    """
+    import torch
+
+    direction = torch.randn(weight.shape, generator=torch.Generator().manual_seed(seed), dtype=weight.dtype)
+    direction /= direction.norm()
+    (grad,) = torch.autograd.grad(loss(), weight)
+    analytic = float((grad * direction).sum())
+    errors = []
+    with torch.no_grad():
+        for eps in steps:
+            weight += eps * direction
+            plus = float(loss())
+            weight -= 2 * eps * direction
+            minus = float(loss())
+            weight += eps * direction
+            errors.append(abs((plus - minus) / (2 * eps) - analytic) / abs(analytic))
+    return errors
 
 
 @pytest.fixture(scope="session")
@@ -48,18 +84,17 @@ def train_args(synthetic_root, tmp_path):
     """Build a train.py argument list for a tiny cycle_gan run in a fresh checkpoints dir."""
 
     def make(*extra: str, name: str = "exp", model: str = "cycle_gan") -> list[str]:
-        return [
-            "--model",
-            model,
-            "--dataroot",
-            synthetic_root,
-            "--name",
-            name,
-            "--checkpoints_dir",
-            str(tmp_path / "checkpoints"),
-            *TINY,
-            *extra,
-        ]
+        return _command_line(TINY, model, synthetic_root, name, str(tmp_path / "checkpoints"), extra)
+
+    return make
+
+
+@pytest.fixture
+def inference_args(synthetic_root, tmp_path):
+    """Build a test.py argument list for a tiny run, reading the checkpoints dir that ``train_args`` writes."""
+
+    def make(*extra: str, name: str = "exp", model: str = "cycle_gan") -> list[str]:
+        return _command_line(TINY_TEST, model, synthetic_root, name, str(tmp_path / "checkpoints"), extra)
 
     return make
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from conftest import directional_errors
 
 import models
 import test as test_script
@@ -18,15 +19,6 @@ from models.networks.heads import sample_patch_ids
 from options import TestOptions, TrainOptions
 
 SMALL = ["--netF_nc", "64", "--num_patches", "32"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets run faster on one thread, and a loaded 2-core machine makes OpenMP spin-waits costly."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_model(train_args, *extra, model="cut", double=False):
@@ -51,31 +43,6 @@ def fixed_ids(model, size=32, seed=1):
         shapes = [f.shape for f in model.netG.encode(probe, model.nce_layers)]
     g = torch.Generator().manual_seed(seed)
     return [sample_patch_ids(s[2] * s[3], model.opt.num_patches, g) for s in shapes]
-
-
-def inference_argv(root, tmp_path, name, *extra):
-    return [
-        "--model",
-        "cut",
-        "--dataroot",
-        root,
-        "--name",
-        name,
-        "--checkpoints_dir",
-        str(tmp_path / "checkpoints"),
-        "--gpu_ids",
-        "-1",
-        "--ngf",
-        "8",
-        "--load_size",
-        "32",
-        "--crop_size",
-        "32",
-        "--num_threads",
-        "0",
-        "--no_progress",
-        *extra,
-    ]
 
 
 def snapshot(net):
@@ -214,28 +181,6 @@ def test_nce_gradient_matches_finite_differences_in_float64_at_batch_1(train_arg
     assert min(errors) <= 1e-6, errors
 
 
-def directional_errors(loss, weight, seed=2, steps=(1e-7, 1e-8, 1e-9)) -> list[float]:
-    """Relative error of autograd against central differences along a random unit direction of ``weight``.
-
-    Several steps: a ReLU kink closer than a step spoils that step's difference (seen at 1e-7 for some draws),
-    so the best step is what a correct gradient must match. The official gather is off by ~170 %.
-    """
-    direction = torch.randn(weight.shape, generator=torch.Generator().manual_seed(seed), dtype=weight.dtype)
-    direction /= direction.norm()
-    (grad,) = torch.autograd.grad(loss(), weight)
-    analytic = float((grad * direction).sum())
-    errors = []
-    with torch.no_grad():
-        for eps in steps:
-            weight += eps * direction
-            plus = float(loss())
-            weight -= 2 * eps * direction
-            minus = float(loss())
-            weight += eps * direction
-            errors.append(abs((plus - minus) / (2 * eps) - analytic) / abs(analytic))
-    return errors
-
-
 # ---------------------------------------------------------------- official files
 
 
@@ -245,7 +190,7 @@ def official_state(net, prefix="module.", drop_filt=False):
     }
 
 
-def test_official_checkpoints_load(train_args, synthetic_root, tmp_path):
+def test_official_checkpoints_load(train_args, inference_args, tmp_path):
     source = make_model(train_args)
     expr = tmp_path / "official"
     expr.mkdir()
@@ -260,7 +205,7 @@ def test_official_checkpoints_load(train_args, synthetic_root, tmp_path):
     for name in ("netG", "netF", "netD"):
         a, b = snapshot(getattr(source, name)), snapshot(getattr(target, name))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    test_opt = TestOptions().parse(inference_argv(synthetic_root, tmp_path, "official"), save=False)
+    test_opt = TestOptions().parse(inference_args(name="official", model="cut"), save=False)
     tester = models.create_model(test_opt)
     assert tester.model_names == ["netG"] and tester.inference_names == ["netG"]
     assert tester.import_official(str(expr), "latest", tester.inference_names)
@@ -300,20 +245,9 @@ def test_decay_phase_resizes_to_crop_size(train_args):
 # ---------------------------------------------------------------- command line
 
 
-def test_train_and_test_scripts_run(train_args, synthetic_root, tmp_path):
-    args = train_args(
-        *SMALL,
-        "--n_epochs",
-        "1",
-        "--n_epochs_decay",
-        "1",
-        "--max_dataset_size",
-        "1",
-        "--CUT_mode",
-        "FastCUT",
-        name="cut_cli",
-        model="cut",
-    )
+def test_train_and_test_scripts_run(train_args, inference_args, tmp_path):
+    flags = "--n_epochs 1 --n_epochs_decay 1 --max_dataset_size 1 --CUT_mode FastCUT".split()
+    args = train_args(*SMALL, *flags, name="cut_cli", model="cut")
     assert train.main(args) == 0
     ckpt = torch.load(
         tmp_path / "checkpoints" / "cut_cli" / "latest.pth", map_location="cpu", weights_only=True
@@ -321,9 +255,7 @@ def test_train_and_test_scripts_run(train_args, synthetic_root, tmp_path):
     assert set(ckpt["networks"]) == {"netG", "netF", "netD"} and set(ckpt["optimizers"]) == {"G", "D", "F"}
     assert ckpt["progress"]["epoch"] == 3
     results = tmp_path / "results"
-    argv = inference_argv(
-        synthetic_root, tmp_path, "cut_cli", "--results_dir", str(results), "--num_test", "1"
-    )
+    argv = inference_args("--results_dir", str(results), "--num_test", "1", name="cut_cli", model="cut")
     assert test_script.main(argv) == 0
     images = os.listdir(results / "cut_cli" / "test_latest" / "images")
     assert sum(name.endswith("_fake_B.png") for name in images) == 1

@@ -12,10 +12,10 @@ import os
 
 import pytest
 import torch
+from conftest import TINY
 
 import models
 import train
-from datasets.make_synthetic import make_synthetic
 from options import TestOptions, TrainOptions
 from util.checkpoint import load_checkpoint
 from util.metrics import rescore
@@ -26,47 +26,15 @@ from util.test_loop import Tester
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, synthetic_root):
     root = tmp_path_factory.mktemp("evaluate")
-    data = make_synthetic(str(root / "data"), size=32, n_train=2, n_test=3)
+    data = synthetic_root  # 3 test images a domain
     ckpts = str(root / "checkpoints")
-    net_args = [
-        "--dataroot",
-        data,
-        "--name",
-        "x",
-        "--checkpoints_dir",
-        ckpts,
-        "--gpu_ids",
-        "-1",
-        "--ngf",
-        "8",
-        "--ndf",
-        "8",
-        "--crop_size",
-        "32",
-    ]
-    assert (
-        train.main(
-            [
-                *net_args,
-                "--load_size",
-                "32",
-                "--n_epochs",
-                "1",
-                "--n_epochs_decay",
-                "0",
-                "--save_epoch_freq",
-                "1",
-                "--display_id",
-                "0",
-                "--num_threads",
-                "0",
-                "--no_progress",
-            ]
-        )
-        == 0
-    )
+    # What test.py and the evaluation also take (TINY has train.py's display option besides).
+    net_args = ["--dataroot", data, "--name", "x", "--checkpoints_dir", ckpts, "--gpu_ids", "-1", "--ngf", "8",
+                "--ndf", "8", "--crop_size", "32"]  # fmt: skip
+    one_epoch = ["--n_epochs", "1", "--n_epochs_decay", "0", "--save_epoch_freq", "1"]
+    assert train.main([*net_args, *TINY, *one_epoch]) == 0
     torch.manual_seed(0)
     net = FIDInceptionV3()
     for m in net.modules():

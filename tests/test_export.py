@@ -10,10 +10,10 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from conftest import TINY
 from torch import nn
 
 import export
-from datasets.make_synthetic import make_synthetic
 from util.checkpoint import load_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,44 +21,15 @@ NET_ARGS = ["--model", "cycle_gan", "--ngf", "8", "--crop_size", "32", "--gpu_id
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, synthetic_root):
     root = tmp_path_factory.mktemp("export")
-    data = make_synthetic(str(root / "data"), size=32, n_train=2, n_test=2)
     ckpts = str(root / "checkpoints")
-    cmd = [
-        sys.executable,
-        os.path.join(REPO, "train.py"),
-        "--gpu_ids",
-        "-1",
-        "--dataroot",
-        data,
-        "--name",
-        "x",
-        "--checkpoints_dir",
-        ckpts,
-        "--n_epochs",
-        "1",
-        "--n_epochs_decay",
-        "0",
-        "--max_steps",
-        "1",
-        "--ngf",
-        "8",
-        "--ndf",
-        "8",
-        "--load_size",
-        "32",
-        "--crop_size",
-        "32",
-        "--display_id",
-        "0",
-        "--num_threads",
-        "0",
-        "--no_progress",
-    ]
+    one_step = ["--n_epochs", "1", "--n_epochs_decay", "0", "--max_steps", "1"]
+    cmd = [sys.executable, os.path.join(REPO, "train.py"), "--dataroot", synthetic_root, "--name", "x",
+           "--checkpoints_dir", ckpts, *one_step, *TINY]  # fmt: skip
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    args = ["--name", "x", "--checkpoints_dir", ckpts, "--dataroot", data, *NET_ARGS]
+    args = ["--name", "x", "--checkpoints_dir", ckpts, "--dataroot", synthetic_root, *NET_ARGS]
     return {"root": root, "ckpts": ckpts, "args": args}
 
 

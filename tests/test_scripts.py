@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = sorted(
     os.path.relpath(p, ROOT)
     for p in glob.glob(os.path.join(ROOT, "scripts", "**", "*.sh"), recursive=True)
-    if not os.path.basename(p).startswith(("download", "prepare"))
+    if not os.path.basename(p).startswith(("download", "prepare", "_"))
 )
 
 

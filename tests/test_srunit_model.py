@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from conftest import directional_errors
 
 import models
 import test as test_script
@@ -14,15 +15,6 @@ from models.networks.heads import sample_patch_ids
 from options import TrainOptions
 
 SMALL = ["--netF_nc", "64", "--num_patches", "16"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets run faster on one thread, and a loaded 2-core machine makes OpenMP spin-waits costly."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_model(train_args, *extra, double=False):
@@ -175,20 +167,7 @@ def test_reg_gradient_matches_finite_differences_in_float64_at_batch_1(train_arg
         model.forward()
         return model.compute_reg_loss()
 
-    weight = model.netG.model[1].weight
-    direction = torch.randn(weight.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    direction /= direction.norm()
-    (grad,) = torch.autograd.grad(loss(), weight)
-    analytic = float((grad * direction).sum())
-    errors = []
-    with torch.no_grad():
-        for eps in (1e-7, 1e-8, 1e-9):  # the best step: a ReLU kink can spoil one of them
-            weight += eps * direction
-            plus = float(loss())
-            weight -= 2 * eps * direction
-            minus = float(loss())
-            weight += eps * direction
-            errors.append(abs((plus - minus) / (2 * eps) - analytic) / abs(analytic))
+    errors = directional_errors(loss, model.netG.model[1].weight)  # float64, steps 1e-7 .. 1e-9
     assert min(errors) <= 1e-6, errors
 
 
@@ -287,56 +266,15 @@ def test_official_checkpoints_load(train_args, tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
-def test_train_and_test_scripts_run(train_args, synthetic_root, tmp_path):
-    args = train_args(
-        *SMALL,
-        "--n_epochs",
-        "1",
-        "--n_epochs_decay",
-        "0",
-        "--max_dataset_size",
-        "1",
-        "--init_epochs",
-        "0",
-        name="sr_cli",
-        model="srunit",
-    )
+def test_train_and_test_scripts_run(train_args, inference_args, tmp_path):
+    flags = "--n_epochs 1 --n_epochs_decay 0 --max_dataset_size 1 --init_epochs 0".split()
+    args = train_args(*SMALL, *flags, name="sr_cli", model="srunit")
     assert train.main(args) == 0
     ckpt = torch.load(
         tmp_path / "checkpoints" / "sr_cli" / "latest.pth", map_location="cpu", weights_only=True
     )
     assert set(ckpt["networks"]) == {"netG", "netF", "netD"}
     out = tmp_path / "out"
-    assert (
-        test_script.main(
-            [
-                "--model",
-                "srunit",
-                "--dataroot",
-                synthetic_root,
-                "--name",
-                "sr_cli",
-                "--checkpoints_dir",
-                str(tmp_path / "checkpoints"),
-                "--gpu_ids",
-                "-1",
-                "--ngf",
-                "8",
-                "--load_size",
-                "32",
-                "--crop_size",
-                "32",
-                "--num_threads",
-                "0",
-                "--no_progress",
-                "--results_dir",
-                str(tmp_path / "results"),
-                "--num_test",
-                "1",
-                "--output_path",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    outputs = ["--results_dir", str(tmp_path / "results"), "--num_test", "1", "--output_path", str(out)]
+    assert test_script.main(inference_args(*outputs, name="sr_cli", model="srunit")) == 0
     assert len(os.listdir(out)) == 1

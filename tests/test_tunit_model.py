@@ -36,14 +36,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = {"C": "netC", "C_EMA": "netC_ema", "D": "netD", "G": "netG", "G_EMA": "netG_ema"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions are far faster on one thread of a shared CPU
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def class_root(tmp_path_factory) -> str:
     from datasets.make_synthetic import make_synthetic

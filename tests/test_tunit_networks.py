@@ -40,15 +40,6 @@ from util.metrics.cluster import (
 TINY_C_WIDTHS = [4, "M", 8, "M", 16, 16, "M", 32, 32, "M", 32, 32, "M"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # Tiny convolutions run far faster on one thread than on a contended shared CPU pool.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def meta_device(monkeypatch):
     """Build full-size networks on the meta device: no memory and no random init.

@@ -18,15 +18,6 @@ TINY = ["--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--load_size", "32", "--c
         "--display_id", "0", "--num_threads", "0", "--no_progress"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two threads on a loaded 2-core machine are ~10x slower than one for these tiny convolutions.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def parse(root, tmp_path, *extra, train=True):
     tiny = TINY if train else TINY[:10] + ["--num_threads", "0", "--no_progress"]  # no D / display flags
     argv = ["--model", "unit", "--dataroot", root, "--checkpoints_dir", str(tmp_path / "ck"), *tiny, *extra]

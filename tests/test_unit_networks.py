@@ -30,15 +30,6 @@ from models.networks.unit import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two threads on a loaded 2-core machine are much slower than one for these small convolutions.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

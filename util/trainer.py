@@ -52,6 +52,9 @@ class Trainer:
         self.opt = opt
         self.dist: DistInfo = init_distributed(use_cuda=bool(opt.gpu_ids) and torch.cuda.is_available())
         self.device = select_device(opt.gpu_ids, self.dist)
+        if self.device.type == "cuda":
+            # Fixed-size crops let cuDNN pick the fastest kernels once (as the official code does).
+            torch.backends.cudnn.benchmark = opt.preprocess != "scale_width"
         self.expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
         ckpt_io.seed_everything(opt.seed)
         self.dataset = self.loader = None

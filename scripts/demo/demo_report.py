@@ -149,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     rows_ba = [("zebra (input)", [_load(p, size) for p in pick_b])]
     for spec in args.result:
         name, _, folder = spec.partition("=")
-        for label, picks, rows, target in (("fake_B", pick_a, rows_ab, "zebra"), ("fake_A", pick_b, rows_ba, "horse")):
+        for label, picks, rows, target in (
+            ("fake_B", pick_a, rows_ab, "zebra"),
+            ("fake_A", pick_b, rows_ba, "horse"),
+        ):
             found = _translations(folder, label)
             if not found:
                 continue
@@ -157,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             scores[f"{name}: {label} ({len(found)} images) called zebra"] = share
             rows.append((f"{name} -> {target}", [_load(found[_stem(p)], size) for p in picks]))
     if len(rows_ab) == 1:
-        print(f"error: no fake_B images in {', '.join(args.result) or '(no --result given)'}", file=sys.stderr)
+        print(
+            f"error: no fake_B images in {', '.join(args.result) or '(no --result given)'}", file=sys.stderr
+        )
         return 1
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     _labelled_grid(rows_ab + rows_ba, args.ncols, args.scale).save(args.out)

@@ -4,22 +4,7 @@
 # Official command (clovaai/tunit README): python main.py --gpu 0 --dataset afhq_wild --output_k 10 --img_size 128 --data_path ../data --p_semi 0.0
 # Extra arguments go to train.py (e.g. --gpu_ids 0, --dry_run); --dry_run and --gpu_ids also reach the evaluation.
 set -e
-DATA=./datasets/afhq
-NAME=tunit_afhq_wild_128
-python train.py --model tunit --dataroot "$DATA" --name "$NAME" \
-    --phase train --tunit_classes wild --output_k 10 --load_size 128 --crop_size 128 --batch_size 32 --p_semi 0.0 "$@"
-
-EVAL=()
-prev=""
-for arg in "$@"; do
-    [[ "$arg" == "--dry_run" ]] && EVAL+=("--dry_run")
-    [[ "$prev" == "--gpu_ids" ]] && EVAL+=("--gpu_ids" "$arg")
-    prev="$arg"
-done
-# Cluster accuracy, NMI and cluster sizes on the held-out split; writes each cluster's average style.
-python scripts/tunit/cluster_eval.py --dataroot "$DATA" --name "$NAME" \
-    --phase test --tunit_classes wild --output_k 10 --load_size 128 --crop_size 128 \
-    --save_styles "./checkpoints/$NAME/cluster_styles.pt" "${EVAL[@]}"
-# Translate held-out images into every cluster's average style (the paper's figures).
-python test.py --model tunit --dataroot "$DATA" --name "$NAME" --input_dir "$DATA/test/wild" --num_test 50 \
-    --output_k 10 --load_size 128 --crop_size 128 --tunit_styles "./checkpoints/$NAME/cluster_styles.pt" "${EVAL[@]}"
+source "$(dirname "$0")/_common.sh"
+DATA=./datasets/afhq NAME=tunit_afhq_wild_128 K=10 SIZE=128
+SPLIT=(--tunit_classes wild) EVAL_PHASE=test INPUT_DIR="$DATA/test/wild"
+tunit_experiment --phase train --batch_size 32 --p_semi 0.0 "$@"
