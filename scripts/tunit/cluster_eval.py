@@ -1,7 +1,7 @@
-"""Cluster accuracy, NMI and cluster-average styles of a trained TUNIT model.
+"""Cluster accuracy, NMI, cluster-average styles and per-class FID of a trained TUNIT model.
 
     python scripts/tunit/cluster_eval.py --name EXP --dataroot DATA --phase val --tunit_holdout 50 \
-        --tunit_classes animal_faces10 --output_k 10 [--save_styles styles.pt] [test.py options]
+        --tunit_classes animal_faces10 --output_k 10 [--save_styles styles.pt] [--fid] [test.py options]
 
 Loads the guiding networks like test.py (our checkpoint or an official ``model_N.ckpt`` run folder), assigns
 every image of the class-folder split to ``argmax C.iic`` (``--tunit_cluster_net C_ema`` or ``C``; the official
@@ -9,6 +9,13 @@ accuracy uses C) with the validation transform, and prints one JSON line: Hungar
 official ``STATC/Acc``, meaningful when K equals the number of classes), NMI and the per-cluster sizes (an
 empty cluster is the collapse users report, clovaai/tunit#24). ``--save_styles`` writes the mean C_ema style
 of each non-empty cluster, which ``test.py --tunit_styles`` renders (the paper's figures, #13/#26).
+
+``--fid`` adds the per-class FID and mFID of :mod:`util.metrics.tunit_fid` on the same split (other classes
+translated into each class's style by reference images and/or the Hungarian-matched cluster's average style),
+prints them and writes them to ``--fid_json`` (default ``<results_dir>/<name>/<phase>_<epoch>/tunit_fid.json``).
+The FID options of test.py apply (``--fid_weights``, ``--fid_dims``, ``--fid_batch_size``, ``--fid_num_images``
+translations per class, ``--seed`` for the reference order). Without Inception weights one line says so and
+the clustering scores are still reported.
 """
 
 from __future__ import annotations
@@ -26,31 +33,39 @@ if ROOT not in sys.path:
 
 import models  # noqa: E402
 from data.tunit_dataset import TunitDataset  # noqa: E402
-from models.tunit_support import eval_mode  # noqa: E402
 from options import TestOptions  # noqa: E402
 from util.distributed import DistInfo, select_device  # noqa: E402
 from util.metrics.cluster import evaluate_clustering  # noqa: E402
+from util.metrics.fid import FIDWeightsError  # noqa: E402
+from util.metrics.tunit_fid import STYLE_MODES, encode_split, format_per_class_fid, per_class_fid  # noqa: E402
 from util.test_loop import load_for_inference  # noqa: E402
 
 
-@torch.no_grad()
-def predict(model, dataset: TunitDataset, device: torch.device, batch_size: int):
-    """(clusters, labels, style codes) of every image of ``dataset`` (x_org view, no flip)."""
-    assign = model.netC if model.opt.tunit_cluster_net == "C" else model.netC_ema
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=model.opt.num_threads)
-    clusters, labels, codes = [], [], []
-    with eval_mode(model.netC_ema, model.netC):
-        for batch in loader:
-            x = batch["A"].to(device)
-            clusters.append(torch.argmax(assign.iic(x), 1).cpu())
-            codes.append(model.netC_ema.moco(x).cpu())
-            labels.append(batch["label"])
-    return torch.cat(clusters), torch.cat(labels), torch.cat(codes)
+def fid_modes(spec: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in spec.split(",") if m.strip())
+    bad = [m for m in modes if m not in STYLE_MODES]
+    if bad or not modes:
+        raise argparse.ArgumentTypeError(
+            f"--fid_modes: use a comma-separated subset of {', '.join(STYLE_MODES)}"
+        )
+    return modes
 
 
 def main(argv: list[str] | None = None) -> int:
-    own = argparse.ArgumentParser(add_help=False)
+    # Exact flags only: an abbreviation meant for a test option must reach TestOptions, not match one here.
+    own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     own.add_argument("--save_styles", default="", help="write the cluster-average styles to this .pt file")
+    own.add_argument("--fid", action="store_true", help="also score per-class FID and mFID")
+    own.add_argument(
+        "--fid_modes",
+        type=fid_modes,
+        default=STYLE_MODES,
+        help="styles for --fid: reference (per-image styles of the class, official), cluster (matched "
+        "cluster's average style), or both (default: reference,cluster)",
+    )
+    own.add_argument(
+        "--fid_json", default="", help="where --fid writes its report (default: the results dir)"
+    )
     args, rest = own.parse_known_args(argv)
     opt = TestOptions().parse(["--model", "tunit", "--dataset_mode", "tunit", *rest], save=False)
     model = models.create_model(opt)
@@ -61,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     load_for_inference(model, opt)
     model.to(device)
     dataset = TunitDataset(opt)
-    clusters, labels, codes = predict(model, dataset, device, max(opt.batch_size, 50))
+    # One pass of the guiding nets serves the clustering scores, the styles and (with --fid) the FID.
+    split = encode_split(
+        model, dataset, device, max(opt.batch_size, 50), keep_images=args.fid, num_workers=opt.num_threads
+    )
+    clusters, labels, codes = split.clusters, split.labels, split.codes
     k = opt.output_k
     report = evaluate_clustering(clusters, labels, num_clusters=k, num_classes=len(dataset.classes))
     report.update(images=len(dataset), classes=len(dataset.classes), output_k=k)
@@ -76,6 +95,42 @@ def main(argv: list[str] | None = None) -> int:
         )
         torch.save({"styles": styles, "clusters": keep, "counts": report["sizes"]}, args.save_styles)
         print(f"wrote the styles of clusters {keep} to {args.save_styles}")
+    if args.fid:
+        return run_fid(model, dataset, split, opt, args, device)
+    return 0
+
+
+def run_fid(model, dataset, split, opt, args, device) -> int:
+    """Per-class FID and mFID: printed, and written as JSON; 0 also when there are no Inception weights."""
+    try:
+        fid = per_class_fid(
+            model,
+            dataset,
+            split=split,
+            weights=opt.fid_weights,
+            dims=opt.fid_dims,
+            device=device,
+            batch_size=max(opt.batch_size, 50),
+            fid_batch_size=opt.fid_batch_size,
+            modes=args.fid_modes,
+            max_images=opt.fid_num_images,
+            seed=opt.seed,
+            progress=not opt.no_progress,
+        )
+    except FIDWeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if fid is None:  # no weights: load_extractor has printed the one line saying so
+        return 0
+    fid.update(name=opt.name, epoch=opt.epoch, phase=opt.phase, tunit_cluster_net=opt.tunit_cluster_net)
+    print("\n".join(format_per_class_fid(fid)))
+    path = args.fid_json or os.path.join(
+        opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}", "tunit_fid.json"
+    )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(fid, f, indent=2)
+    print(f"wrote the per-class FID to {path}")
     return 0
 
 
