@@ -39,5 +39,22 @@ class TestOptions(BaseOptions):
             choices=["both", "AtoB", "BtoA"],
             help="for two-way models: which directions to run",
         )
+        g.add_argument(
+            "--video",
+            default="",
+            help="translate this video file, or every video of this folder, to mp4 instead of images "
+            "(needs PyAV: pip install av); one direction: --test_direction, else the model's first",
+        )
+        g.add_argument(
+            "--camera",
+            type=int,
+            default=-1,
+            help="show this webcam (0, 1, ...) and its translation until 'q' (needs opencv-python); -1: off",
+        )
+        g.add_argument(
+            "--video_out",
+            default="",
+            help="folder for --video outputs (default: results_dir/name/video_<epoch>)",
+        )
         parser.set_defaults(load_size=None)  # None: the --crop_size actually given (see finalize)
         return parser
