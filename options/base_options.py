@@ -178,11 +178,14 @@ def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser) -> None:
         opt.load_size = opt.crop_size
     if opt.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {opt.batch_size}")
-    if opt.dataroot is None:
+    standalone_input = not opt.isTrain and (
+        getattr(opt, "input_dir", "") or getattr(opt, "video", "") or getattr(opt, "camera", -1) >= 0
+    )
+    opt.synthetic_data = opt.dataroot is None and not standalone_input
+    if opt.synthetic_data:
         opt.dataroot = default_synthetic_root(opt)
-        opt.synthetic_data = True
-    else:
-        opt.synthetic_data = False
+    elif opt.dataroot is None:  # test.py on a plain folder, a video or a camera needs no dataset
+        opt.dataroot = opt.input_dir or ""
 
 
 def default_synthetic_root(opt: FrozenOptions) -> str:
