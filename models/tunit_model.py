@@ -119,6 +119,8 @@ class TunitModel(BaseModel):
 
     @classmethod
     def validate_options(cls, opt, parser):
+        if opt.input_nc != 3 or opt.output_nc != 3:
+            parser.error("TUNIT's networks take RGB images: use --input_nc 3 --output_nc 3 (gray images are expanded)")
         if opt.crop_size < 32 or opt.crop_size & (opt.crop_size - 1):
             parser.error(f"TUNIT needs a power-of-two --crop_size >= 32, got {opt.crop_size}")
         if opt.isTrain and not 0.0 <= opt.p_semi <= 1.0:

@@ -8,10 +8,11 @@ The grid has one column per test image (evenly spaced over ``testA``/``testB``) 
 each model's horse -> zebra translation, the input zebras, and each two-way model's zebra -> horse translation.
 
 No FID weights exist offline, so the score is a small CNN trained here on the real ``trainA`` (horse) vs
-``trainB`` (zebra) images (fixed seed, a few seconds on one CPU thread). It reports its accuracy on the real
-test images, then the share of translations it calls the target class. The classifier never saw a
-translation, but it is small: a generator can satisfy it with stripes that a person would not call a zebra,
-so read the score together with the grid.
+``trainB`` (zebra) images (fixed seed, about 5 s on one CPU thread), with random flips and random brightness:
+without the latter it learns "darker than white = zebra" and calls any gray smear a zebra. It reports its
+results on the real test images (also at half brightness), then the share of each model's translations it calls
+zebra (for fake_A, lower is better). The classifier never saw a translation, but it is small and a generator can
+satisfy it with texture a person would not call a zebra: read the score together with the grid.
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ class _ZebraNet(nn.Module):
         return self.head(x.mean((2, 3)))[:, 0]
 
 
-def train_classifier(horses: torch.Tensor, zebras: torch.Tensor, epochs: int = 8, seed: int = 0) -> nn.Module:
-    """Fit :class:`_ZebraNet` on real horses (label 0) and zebras (label 1), with random horizontal flips."""
+def train_classifier(
+    horses: torch.Tensor, zebras: torch.Tensor, epochs: int = 20, min_gain: float = 0.35, seed: int = 0
+) -> nn.Module:
+    """Fit :class:`_ZebraNet` on real horses (label 0) and zebras (label 1), with random flips and brightness."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = _ZebraNet()
@@ -81,6 +84,10 @@ def train_classifier(horses: torch.Tensor, zebras: torch.Tensor, epochs: int = 8
             xb = x[idx]
             flip = torch.rand(len(idx), generator=gen) < 0.5
             xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            # Random brightness (black stays black): a gray horse is still a horse, so the classifier has to
+            # look for stripes rather than for a darker-than-white silhouette.
+            gain = min_gain + (1.0 - min_gain) * torch.rand(len(idx), 1, 1, 1, generator=gen)
+            xb = (xb + 1.0) * gain - 1.0
             loss = F.binary_cross_entropy_with_logits(net(xb), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -90,8 +97,8 @@ def train_classifier(horses: torch.Tensor, zebras: torch.Tensor, epochs: int = 8
 
 @torch.no_grad()
 def zebra_share(net: nn.Module, images: torch.Tensor) -> float:
-    """Share of ``images`` the classifier calls zebra."""
-    return float((net(images) > 0).float().mean()) if len(images) else float("nan")
+    """Share of ``images`` the classifier calls zebra (4 decimals)."""
+    return round(float((net(images) > 0).double().mean()), 4) if len(images) else float("nan")
 
 
 def _translations(folder: str, label: str) -> dict[str, str]:
@@ -141,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     scores: dict = {
         "classifier: real test horses called zebra": zebra_share(net, _stack(test_a, size)),
         "classifier: real test zebras called zebra": zebra_share(net, _stack(test_b, size)),
+        "classifier: real test horses at half brightness called zebra": zebra_share(
+            net, (_stack(test_a, size) + 1.0) * 0.5 - 1.0
+        ),
     }
 
     pick_a = [test_a[i] for i in np.linspace(0, len(test_a) - 1, args.ncols).round().astype(int)]

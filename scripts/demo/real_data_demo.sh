@@ -98,13 +98,15 @@ if [ "$SKIP_TUNIT" = 0 ]; then
     python -m datasets.make_animal_shapes "$CLASSES" --layout class_folder --size 32 \
         --max_per_class "$TUNIT_PER_CLASS"
     mkdir -p results
+    CLUSTER_JSON=results/demo_animals_tunit_clusters.json
+    [ ${#DRY[@]} -eq 0 ] || CLUSTER_JSON=/dev/null  # a dry run prints networks, not scores
     # Batch 32 as the paper; --max_steps ends the run long before the official GAN start (65k iterations), so
     # only the guiding network C (IIC + MoCo) trains, which is all the cluster accuracy measures.
     python train.py --model tunit --dataroot "$CLASSES" --name demo_animals_tunit "${COMMON[@]}" \
         "${TUNIT_NETS[@]}" --tunit_d_nf 16 --tunit_d_max_nf 128 --max_steps "$TUNIT_STEPS" --display_id 0 \
         --print_freq 3200 "${DRY[@]}" "${EXTRA[@]}"
     python scripts/tunit/cluster_eval.py --dataroot "$CLASSES" --phase test --name demo_animals_tunit \
-        "${COMMON[@]}" "${TUNIT_NETS[@]}" --tunit_cluster_net C "${DRY[@]}" | tee results/demo_animals_tunit_clusters.json
+        "${COMMON[@]}" "${TUNIT_NETS[@]}" --tunit_cluster_net C "${DRY[@]}" | tee "$CLUSTER_JSON"
     stage "TUNIT guiding network and cluster accuracy"
 fi
 
