@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CUT / FastCUT training-step benchmarks (run from the repository root). Prints one JSON line per configuration.
-# 1) CUT (G on cat(A, B), identity NCE), 128 px crops, batch 1, one CPU thread (the spec's CPU comparison);
+# 1) CUT (G on cat(A, B), identity NCE), 128 px crops, batch 1, one CPU thread (the official code's CPU figure);
 # 2) FastCUT (G on A only, flip equivariance), same setting;
 # 3) with --gpu_ids 0: both at the official 256 px.
 set -e

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CycleGAN training-step benchmark (run from the repository root); one JSON line per configuration.
-# 1) crop 128, batch 1, one CPU thread (the spec's CPU comparison: official 8.8 s/iter);
+# 1) crop 128, batch 1, one CPU thread (the official code's CPU figure: official 8.8 s/iter);
 # 2) with --gpu_ids 0 in the arguments: the official 256 px setting on the GPU.
 # Side by side with the official code: python -m benchmarks.compare_official_cyclegan --official PATH
 set -e

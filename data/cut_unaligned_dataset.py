@@ -3,7 +3,7 @@
 * ``--resize_in_decay`` (on by default): once the learning rate decays (epoch > n_epochs) images are resized
   to crop_size, so the random-crop augmentation stops and the model fine-tunes on whole (resized) images. The
   CUT repo does this unconditionally in ``unaligned_dataset.py``; it is part of the published training recipe
-  (spec #15), hence the default. CycleGAN keeps the plain ``unaligned`` mode, which never does it.
+  (known official quirk 15), hence the default. CycleGAN keeps the plain ``unaligned`` mode, which never does it.
 * ``--resize_half_height``: resize to (load_size / 2) x load_size (H x W) instead of a square, for wide
   GTA/Cityscapes frames. The CUT repo switches this on when the dataroot path contains ``gta2cityscapes``;
   here the GTA->Cityscapes script passes the flag. In the decay phase the official rule would resize to

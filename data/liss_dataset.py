@@ -11,7 +11,7 @@ For each domain X of an item (``X`` is the image, as in :class:`UnalignedDataset
   ``X_jigsaw_target`` () int64 = k.
 - ``X_depth_target`` (1, H, W) float32: ``(log(1 / (d + 1e-6)) - 2) / 2`` where d is the MegaDepth PNG
   ``<image dir>/depths/<stem>.png`` under the image's resize/crop/flip, divided by 255 only when its maximum
-  exceeds 1 (official). Read only when the depth task is on (official: always, spec bug 8).
+  exceeds 1 (official). Read only when the depth task is on (official: always, known official bug 8).
 - ``X_gray`` (3, H, W): the crop in PIL 'L' (ITU-R 601-2 luma), repeated to three channels, in [-1, 1].
 
 Differences from the official loader, all deliberate:
@@ -21,8 +21,8 @@ Differences from the official loader, all deliberate:
   torch's (torchvision ``RandomCrop`` for the jigsaw window), so its draws cannot be replayed; the functions
   below take the draws explicitly, so recorded official draws reproduce its tensors exactly.
 - The crop offset bound is inclusive (the official ``np.random.randint(0, load - crop)`` never picks the last
-  offset and fails when load == crop, spec bug 6); that is the base class's crop.
-- Flips: the official loader draws a flip and never applies it (spec bug 5). The LiSS model therefore defaults
+  offset and fails when load == crop, known official bug 6); that is the base class's crop.
+- Flips: the official loader draws a flip and never applies it (known official bug 5). The LiSS model therefore defaults
   to ``--no_flip``; with flips on, the image, its depth map and every task input are flipped together.
 """
 

@@ -9,8 +9,8 @@ training only:
   pair gets the colour histograms of the other (:mod:`data.histogram`): with probability ``match_prob`` the B
   image is matched to the A image, otherwise A to B. ``match_ratio`` r moves each channel's CDF only part of
   the way, to (1 − r)·own + r·other. Fork bugs not kept: the coin came from NumPy's global generator (not
-  reproducible; the same draws in every worker before PyTorch 1.9) and A_i was always paired with B_i (spec
-  E9), so each A was always matched to the same B; here the B partner is drawn per item and every draw comes
+  reproducible; the same draws in every worker before PyTorch 1.9) and A_i was always paired with B_i
+  (E9), so each A was always matched to the same B; here the B partner is drawn per item and every draw comes
   from the item's generator. A ratio outside [0, 1] or an unknown mode is rejected at parse time (the fork
   asserts on the mode only when the dataset is built, and treats any ratio above 1 as 1).
 - ``--aug_prob`` p: with probability p a RandomResizedCrop with the fork's constants (a square of 74.8–100 %

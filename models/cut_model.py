@@ -6,7 +6,7 @@ B, for the identity NCE term), D takes one LSGAN step, then G and F take one ste
 the patch of A at the same position and away from A's other patches. FastCUT is a preset of the same
 model (``--CUT_mode FastCUT``): no identity NCE, lambda_NCE 10, flip equivariance, 150 + 50 epochs.
 
-Deliberate deviations from the official code, each keeping its published behaviour (spec section 8):
+Deliberate deviations from the official code, each keeping its published behaviour (listed in the model's docs):
 presets are read from the parsed options, not ``sys.argv`` (#14); F is built with its MLPs before training
 instead of by a data-dependent dummy step (#17); PatchNCE groups negatives by the real batch (#10); patch
 ids come from torch's (checkpointed) RNG or are injected (#11); F gathers patches so G's gradients stay

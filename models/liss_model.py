@@ -6,7 +6,7 @@ from validation metrics on the test split, which of them train: all at once (``p
 other (``sequential``), one after the other with distillation towards a moving reference encoder (``liss``),
 or tasks first and translation on a frozen representation (``representational``).
 
-What differs from CycleGAN, as vict0rsch/LiSS computes it (spec liss.md section 5):
+What differs from CycleGAN, as vict0rsch/LiSS computes it (see docs/liss.md):
 
 - fake_B = G_A.decoder(z_A) with z_A = G_A.encoder(A); identity uses the *other* generator's encoding:
   idt_A = G_A.decoder(G_B.encoder(B)) (``--liss_idt_own_encoder`` for CycleGAN's G_A(B)).
@@ -16,7 +16,7 @@ What differs from CycleGAN, as vict0rsch/LiSS computes it (spec liss.md section 
 - RAdam (``torch.optim.RAdam``) with one parameter group per task head; ``--liss_legacy_optim`` reproduces
   torch_optimizer's shared step-size cache. The learning rate decays only once translation runs.
 
-Deliberate deviations (spec section 8): reference encoders and distillation work on every device (official:
+Deliberate deviations (listed in the model's docs): reference encoders and distillation work on every device (official:
 DataParallel only, so CPU ``liss`` runs were ``sequential``); ``additional`` follows the README (official:
 broken); checkpoints also hold the gray discriminators, the reference encoders and the schedule, so a resumed
 run continues in its stage; stale losses are not logged.
@@ -127,7 +127,7 @@ class LiSSModel(CycleGANModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        # The official loader draws a flip and never applies it (spec bug 5): no flips by default. --netG and
+        # The official loader draws a flip and never applies it (known official bug 5): no flips by default. --netG and
         # --netD are not read: the generator is always LiSS's and every D a RotationalNLayerDiscriminator.
         parser.set_defaults(no_dropout=True, no_flip=True)
         for flags, kwargs in COMMON_OPTIONS + (TRAIN_OPTIONS if is_train else TEST_OPTIONS):
@@ -213,7 +213,7 @@ class LiSSModel(CycleGANModel):
             heads = [*getattr(G_A, task).parameters(), *getattr(G_B, task).parameters()]
             groups.append({"group_name": task, "params": heads})
             lr = getattr(self.opt, f"lr_{task}")
-            # The official code only reads lr_depth / lr_gray (spec bug 1); all four count unless legacy.
+            # The official code only reads lr_depth / lr_gray (known official bug 1); all four count unless legacy.
             if lr > 0 and not (self.opt.liss_legacy_optim and task in ("rotation", "jigsaw")):
                 groups[-1]["lr"] = lr
         return groups

@@ -38,7 +38,7 @@ class TaskSchedule:
       the last task, identity + translation. At most one switch per validation, never back.
     - additional: like sequential, but finished tasks keep training (README: rotation, then rotation + depth,
       ..., then everything + translation). The official code switches the next task *off* instead, so only
-      the first task ever trains (spec bug 2); this is the documented behaviour.
+      the first task ever trains (known official bug 2); this is the documented behaviour.
     - representational: all tasks, no translation; when all pass at one validation, tasks stop and
       identity + translation start.
     - representational-traduction (undocumented officially): everything on, but decoders and D_A/D_B frozen
@@ -149,7 +149,7 @@ class TranslationLinearDecay:
 
 
 class LegacyRAdam(torch.optim.Optimizer):
-    """RAdam as ``torch_optimizer.RAdam`` computes it, including its shared step-size cache (spec bug 1).
+    """RAdam as ``torch_optimizer.RAdam`` computes it, including its shared step-size cache (known official bug 1).
 
     The cache (10 slots keyed by ``step % 10``, holding ``(step, N_sma, step_size)``) is shared by every
     parameter group with the same betas, so a parameter reuses the step size, learning rate included, that

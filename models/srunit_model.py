@@ -9,7 +9,7 @@ feature has been decoded into an image and re-encoded. Each step one tapped laye
 over ``num_patches`` sampled positions i. Nothing is detached: the gradient reaches G through f, the decode
 and the re-encode, and F through both embeddings (v2) or not at all (v1). Only what differs from CUT is here.
 
-Official bugs and quirks (spec section 8) and their handling; options restore the official behaviour:
+Official bugs and quirks (listed in the model's docs) and their handling; options restore the official behaviour:
 
 * #1 in the first ``inact_epochs`` epochs the official step trains only D; its README says only the SR loss
   is off. Default: plain CUT steps then. ``--inact_freeze_G``: the official freeze.

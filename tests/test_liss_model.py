@@ -112,7 +112,7 @@ def test_networks_optimizer_groups_and_counts_at_official_size(root):
     groups = model.optimizers["G"].param_groups
     assert [g["group_name"] for g in groups] == ["default", *TASKS]
     sizes = [sum(p.numel() for p in g["params"]) for g in groups]
-    assert sizes == [249_862, 1_934_600, 2_180_480, 123_330, 124_902]  # spec acceptance, ngf = 8
+    assert sizes == [249_862, 1_934_600, 2_180_480, 123_330, 124_902]  # official figures, ngf = 8
     assert [g["lr"] for g in groups] == [2e-4, 5e-4, 2e-4, 1e-3, 2e-4]
     assert isinstance(model.optimizers["G"], torch.optim.RAdam)
     assert (

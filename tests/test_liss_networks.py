@@ -38,7 +38,7 @@ def count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-# Spec section 4, measured with the official classes.
+# Measured with the official classes.
 @pytest.mark.parametrize(
     "ngf, total, parts, d_total",
     [

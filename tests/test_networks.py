@@ -38,7 +38,7 @@ def n_buffer_values(net: nn.Module) -> int:
 META = torch.device("meta")
 
 
-# ---------------------------------------------------------------- parameter counts (spec §4)
+# ---------------------------------------------------------------- parameter counts (as the official code)
 
 
 @pytest.mark.parametrize("antialias", [False, True])
@@ -92,7 +92,7 @@ def test_count_parameters_includes_frozen_parameters():
     assert count_parameters(g) == 180_419
 
 
-# ---------------------------------------------------------------- official state_dict keys (spec §4, §7)
+# ---------------------------------------------------------------- official state_dict keys (as the official code)
 
 
 def shapes(build) -> dict[str, tuple[int, ...]]:

@@ -26,7 +26,7 @@ def meta_count(cls, **kwargs) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# parameter counts (spec §4)
+# parameter counts (as the official code)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_enhanced_discriminator_counts(n_layers, expected, sn):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# official state_dict keys (spec §7)
+# official state_dict keys (as the official code)
 
 
 def official_generator_keys(n_blocks: int = 4, light: bool = True) -> set[str]:
@@ -170,7 +170,7 @@ def test_official_state_dict_loads_strictly():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# shapes and size checks (spec §10)
+# shapes and size checks (as the official code)
 
 
 @pytest.fixture(scope="module")

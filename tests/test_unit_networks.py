@@ -1,6 +1,6 @@
 """UNIT networks and losses: official parameter counts, state_dict layout, shapes, init, weight sharing, losses.
 
-Expected figures come from the spec (verified there by instantiating the official mingyuliutw/UNIT classes).
+Expected figures come from the official code (verified by instantiating the official mingyuliutw/UNIT classes).
 """
 
 import math

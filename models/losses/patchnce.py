@@ -3,7 +3,7 @@
 For query ``q_i`` (a patch of the output) the positive is the key ``k_i`` at the same position of the input
 and the negatives are the keys at the other sampled positions of the same image. Matches the official
 ``PatchNCELoss`` value for value, with one fix: negatives are grouped by the batch size of the tensors
-actually passed, not by ``opt.batch_size`` (spec bug #10: the official grouping mixes images, or fails, whenever
+actually passed, not by ``opt.batch_size`` (known official bug 10: the official grouping mixes images, or fails, whenever
 the features' batch differs from ``--batch_size``: per-process batches under data parallelism, the per-GPU
 slice of the data-dependent init, a last smaller batch).
 """

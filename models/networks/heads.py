@@ -8,12 +8,12 @@ output.
 Deliberate deviations from the official ``PatchSampleF`` (same state_dict keys, same values):
 
 * The MLPs are built in ``__init__`` from given channel counts instead of lazily at the first call, so an
-  optimizer and a resumed checkpoint can see them before any forward pass (spec bug #17).
+  optimizer and a resumed checkpoint can see them before any forward pass (known official bug 17).
 * Positions are gathered as ``feat.flatten(2)[:, :, ids]`` instead of ``feat.permute(0, 2, 3, 1)[...]``. The
   official layout sends channels-last gradients back into the generator, and PyTorch's CPU InstanceNorm2d
-  backward is wrong at batch 1 for such strides (spec bug #16); this layout keeps the gradient contiguous.
+  backward is wrong at batch 1 for such strides (known official bug 16); this layout keeps the gradient contiguous.
 * Patch ids come from a ``torch.Generator`` passed by the caller (or are injected), not NumPy's global RNG
-  (spec bug #11); as in the official code one id set is shared by every image of the batch.
+  (known official bug 11); as in the official code one id set is shared by every image of the batch.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class PatchSampleF(nn.Module):
             else:
                 ids = torch.as_tensor(patch_ids[i], dtype=torch.long, device=feat.device)
             # Index the spatial axis of the B x C x HW view: the backward scatters into a fresh contiguous
-            # tensor, so the gradient reaching the generator is NCHW-contiguous (spec bug #16).
+            # tensor, so the gradient reaching the generator is NCHW-contiguous (known official bug 16).
             x = flat[:, :, ids].transpose(1, 2).flatten(0, 1)  # (B * P) x C, batch-major
             if self.use_mlp:
                 x = self.mlp(mlp_index)(x)

@@ -3,7 +3,7 @@
 TUNIT's paper scores AnimalFaces/AFHQ by mFID: for every ground-truth class i, images of the *other* classes are
 translated into class i's style and compared with real images of class i; mFID is the mean over the classes.
 The official code does this only during training (``validation/validation.py``) with non-standard Inception
-preprocessing (spec quirk F1: ImageNet-normalised, nearest-resized inputs that the network then rescales again)
+preprocessing (known official quirk F1: ImageNet-normalised, nearest-resized inputs that the network then rescales again)
 and a few samples per class (F2). Here the protocol runs on a trained model's held-out split with the
 framework's pytorch-fid pipeline (:mod:`util.metrics.fid`), so scores are standard FIDs.
 
