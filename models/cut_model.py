@@ -11,10 +11,17 @@ presets are read from the parsed options, not ``sys.argv`` (#14); F is built wit
 instead of by a data-dependent dummy step (#17); PatchNCE groups negatives by the real batch (#10); patch
 ids come from torch's (checkpointed) RNG or are injected (#11); F gathers patches so G's gradients stay
 contiguous (#16). The decay-phase switch to load_size = crop_size (#15) is the ``cut_unaligned`` dataset.
+
+Speed-up (``--reuse_nce_keys``, on by default): the official ``calculate_NCE_loss`` re-encodes real_A (and
+real_B) for the NCE keys, although G's forward on the same images already computed those activations. The
+keys are detached inside PatchNCE, so taking them from the forward pass changes no gradient path, only
+float rounding (InstanceNorm statistics of a batch-2 vs a batch-1 pass, ~1e-6). ``--no-reuse_nce_keys``
+restores the official recomputation.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -92,6 +99,13 @@ class CUTModel(BaseModel):
                 "--flip_equivariance",
                 help="flip G's input horizontally with p=0.5 and flip its features back (FastCUT)",
             )
+            parser.add_argument(
+                "--reuse_nce_keys",
+                action=argparse.BooleanOptionalAction,
+                default=True,
+                help="take the NCE keys G_enc(A), G_enc(B) from G's forward pass instead of re-encoding "
+                "A and B (official); flipped steps always re-encode",
+            )
             parser.set_defaults(pool_size=0, n_epochs=200, n_epochs_decay=200)
         return parser
 
@@ -138,6 +152,8 @@ class CUTModel(BaseModel):
         )
         self._injected: dict[str, list] = {}
         self.flipped_for_equivariance = False
+        #: G's NCE taps of its last training input (real_A, then real_B with nce_idt), when kept
+        self.feats_real: list[torch.Tensor] | None = None
         if not self.isTrain:
             return
         self.nce_layers = parse_layers(opt.nce_layers)
@@ -201,9 +217,29 @@ class CUTModel(BaseModel):
         self.real_A, self.real_B = batch["A"], batch["B"]
         self.image_paths = batch.get("A_paths")
 
+    def keeps_features(self) -> bool:
+        """Whether G's training pass also returns its NCE taps (``self.feats_real``), for reuse as keys.
+
+        Not on flipped steps: G then sees flip(A), and flip(G_enc(flip(A))) != G_enc(A) because the convs
+        are not mirror-symmetric, so the keys of A must be encoded from the unflipped A (see ``key_features``).
+        """
+        return (
+            self.isTrain
+            and self.opt.reuse_nce_keys
+            and self.opt.lambda_NCE > 0
+            and not self.flipped_for_equivariance
+        )
+
     def generate(self, real: torch.Tensor) -> torch.Tensor:
-        """G on the (possibly flipped) training input; SRUNIT also keeps the features of this pass."""
-        return self.netG(real)
+        """G on the (possibly flipped) training input; one pass gives the image and, if kept, its taps."""
+        if not self.keeps_features():
+            self.feats_real = None
+            return self.netG(real)
+        # Tapping G's last module yields the translation itself, so the whole net runs exactly once.
+        *self.feats_real, fake = self.netG.encode(
+            real, [*self.nce_layers, len(self.netG.model) - 1], stop_early=False
+        )
+        return fake
 
     def forward(self) -> None:
         nce_idt = self.isTrain and self.opt.nce_idt
@@ -232,8 +268,15 @@ class CUTModel(BaseModel):
         return self.loss_D
 
     def key_features(self, domain: str) -> list[torch.Tensor] | None:
-        """NCE key features of real_A / real_B already at hand (SRUNIT); None: encode them."""
-        return None
+        """NCE keys of real_A / real_B from G's forward pass; None: encode them (official, or a flipped step).
+
+        On a flipped step ``feats_real`` (SRUNIT keeps it for its SR loss) holds the taps of flip(A), which are
+        not the keys of A: those are re-encoded from A.
+        """
+        if self.feats_real is None or self.flipped_for_equivariance:
+            return None
+        n = self.real_A.size(0)
+        return [f[:n] if domain == "A" else f[n:] for f in self.feats_real]
 
     def compute_G_loss(self) -> torch.Tensor:
         opt, zero = self.opt, self.real_A.new_zeros(())

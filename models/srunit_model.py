@@ -112,21 +112,13 @@ class SRUNITModel(CUTModel):
             self.loss_reg = torch.zeros(())
 
     # ------------------------------------------------------------------ what differs from CUT
-    def generate(self, real: torch.Tensor) -> torch.Tensor:
-        """One pass gives the translation and the tapped features of its input (official SRUNIT forward)."""
-        if not self.sr_enabled:
-            return super().generate(real)
-        *self.feats_real, fake = self.netG.encode(
-            real, [*self.nce_layers, len(self.netG.model) - 1], stop_early=False
-        )
-        return fake
+    def keeps_features(self) -> bool:
+        """The SR loss perturbs the taps of G's pass (official SRUNIT forward): keep them on every step.
 
-    def key_features(self, domain: str) -> list[torch.Tensor] | None:
-        # Flipped steps need keys of the unflipped images (CUT semantics): encode them instead.
-        if not self.sr_enabled or self.flipped_for_equivariance:
-            return None
-        n = self.real_A.size(0)
-        return [f[:n] if domain == "A" else f[n:] for f in self.feats_real]
+        CUT's ``key_features`` then reuses them as NCE keys (as the official SRUNIT does, whatever
+        ``--reuse_nce_keys`` says) except on flipped steps, which re-encode A like CUT.
+        """
+        return self.sr_enabled or super().keeps_features()
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         if self.opt.D_noise > 0:

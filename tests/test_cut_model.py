@@ -17,6 +17,7 @@ from models.losses.patchnce import patch_nce_loss
 from models.networks import count_parameters
 from models.networks.heads import sample_patch_ids
 from options import TestOptions, TrainOptions
+from util.checkpoint import load_checkpoint
 
 SMALL = ["--netF_nc", "64", "--num_patches", "32"]
 
@@ -249,9 +250,7 @@ def test_train_and_test_scripts_run(train_args, inference_args, tmp_path):
     flags = "--n_epochs 1 --n_epochs_decay 1 --max_dataset_size 1 --CUT_mode FastCUT".split()
     args = train_args(*SMALL, *flags, name="cut_cli", model="cut")
     assert train.main(args) == 0
-    ckpt = torch.load(
-        tmp_path / "checkpoints" / "cut_cli" / "latest.pth", map_location="cpu", weights_only=True
-    )
+    ckpt = load_checkpoint(str(tmp_path / "checkpoints" / "cut_cli" / "latest.pth"))
     assert set(ckpt["networks"]) == {"netG", "netF", "netD"} and set(ckpt["optimizers"]) == {"G", "D", "F"}
     assert ckpt["progress"]["epoch"] == 3
     results = tmp_path / "results"
@@ -259,3 +258,72 @@ def test_train_and_test_scripts_run(train_args, inference_args, tmp_path):
     assert test_script.main(argv) == 0
     images = os.listdir(results / "cut_cli" / "test_latest" / "images")
     assert sum(name.endswith("_fake_B.png") for name in images) == 1
+
+
+# ---------------------------------------------------------------- NCE keys from G's pass (--reuse_nce_keys)
+
+
+def count_netG_passes(model) -> dict[str, int]:
+    """Wrap netG.forward / netG.encode on the instance so every pass through G is counted."""
+    calls = {"forward": 0, "encode": 0}
+    for name in calls:
+        original = getattr(model.netG, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        setattr(model.netG, name, counted)
+    return calls
+
+
+def g_step_gradients(model, data, draws):
+    model.set_input(data)
+    model.inject_draws(**draws)
+    model.forward()
+    model.zero_grad("G", "F")
+    loss = model.compute_G_loss()
+    loss.backward()
+    grads = {
+        f"{n}.{k}": p.grad.clone() for n in ("netG", "netF") for k, p in getattr(model, n).named_parameters()
+    }
+    losses = {k: getattr(model, "loss_" + k).detach() for k in model.loss_names if not k.startswith("D_")}
+    return losses, grads
+
+
+def test_reused_nce_keys_match_recomputed_ones_with_fewer_encoder_passes(train_args):
+    reuse, official = make_model(train_args), make_model(train_args, "--no-reuse_nce_keys")
+    assert reuse.opt.reuse_nce_keys and not official.opt.reuse_nce_keys
+    data, ids_A, ids_B = batch(), fixed_ids(reuse, seed=1), fixed_ids(reuse, seed=2)
+    counts = [count_netG_passes(m) for m in (reuse, official)]
+    (loss_r, grad_r), (loss_o, grad_o) = (
+        g_step_gradients(m, data, {"patch_ids": [ids_A, ids_B]}) for m in (reuse, official)
+    )
+    # Reuse: one full pass gives G(A), G(B) and the keys, then the two query encodes; official: 1 + 4 passes.
+    assert counts == [{"forward": 0, "encode": 3}, {"forward": 1, "encode": 4}]
+    assert official.feats_real is None and [f.shape[1] for f in reuse.feats_real] == [3, 16, 32, 32, 32]
+    assert set(loss_o) == {"G", "G_GAN", "NCE", "NCE_Y"}
+    for k in loss_o:  # only float rounding differs (InstanceNorm over a batch-2 vs batch-1 pass)
+        torch.testing.assert_close(loss_r[k], loss_o[k], rtol=1e-5, atol=0)
+    assert grad_r.keys() == grad_o.keys() and len(grad_o) > 0
+    # Conv biases right before an InstanceNorm have an analytic gradient of 0 (norms < 1e-3 here, vs > 1
+    # elsewhere): both runs give only rounding noise there, so they are compared in absolute terms.
+    noise = {k for k in grad_o if grad_o[k].norm() < 1e-2}
+    assert noise and all(k.startswith("netG.") and k.endswith(".bias") for k in noise) and len(noise) < 25
+    for k in grad_o:
+        if k in noise:
+            assert (grad_r[k] - grad_o[k]).norm() < 1e-2, k
+        else:
+            assert (grad_r[k] - grad_o[k]).norm() <= 1e-4 * grad_o[k].norm(), k
+    # A flipped FastCUT step re-encodes A (G saw flip(A)): identical to the official step, same RNG draws.
+    fast_reuse = make_model(train_args, "--CUT_mode", "FastCUT")
+    fast_official = make_model(train_args, "--CUT_mode", "FastCUT", "--no-reuse_nce_keys")
+    results = []
+    for model in (fast_reuse, fast_official):
+        torch.manual_seed(3)  # patch ids from the global RNG: the draw order must be the official one
+        results.append(g_step_gradients(model, data, {"flip": [True]}))
+        assert model.flipped_for_equivariance and model.feats_real is None
+    (loss_r, grad_r), (loss_o, grad_o) = results
+    assert all(torch.equal(loss_r[k], loss_o[k]) for k in ("G", "NCE")) and all(
+        torch.equal(grad_r[k], grad_o[k]) for k in grad_o
+    )

@@ -13,6 +13,7 @@ import test as test_script
 import train
 from models.networks.heads import sample_patch_ids
 from options import TrainOptions
+from util.checkpoint import load_checkpoint
 
 SMALL = ["--netF_nc", "64", "--num_patches", "16"]
 
@@ -270,9 +271,7 @@ def test_train_and_test_scripts_run(train_args, inference_args, tmp_path):
     flags = "--n_epochs 1 --n_epochs_decay 0 --max_dataset_size 1 --init_epochs 0".split()
     args = train_args(*SMALL, *flags, name="sr_cli", model="srunit")
     assert train.main(args) == 0
-    ckpt = torch.load(
-        tmp_path / "checkpoints" / "sr_cli" / "latest.pth", map_location="cpu", weights_only=True
-    )
+    ckpt = load_checkpoint(str(tmp_path / "checkpoints" / "sr_cli" / "latest.pth"))
     assert set(ckpt["networks"]) == {"netG", "netF", "netD"}
     out = tmp_path / "out"
     outputs = ["--results_dir", str(tmp_path / "results"), "--num_test", "1", "--output_path", str(out)]
