@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from datasets.make_synthetic import read_manifest, remove_listed
+
 PACKAGE = "animal_shape_mnist"
 INSTALL = "pip install --no-deps animal-shape-mnist"
 CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
@@ -149,30 +151,6 @@ def _generate(root: str, p: dict) -> list[str]:
     return files
 
 
-def _read_manifest(root: str) -> dict | None:
-    try:
-        with open(os.path.join(root, MANIFEST)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _remove_listed(root: str, manifest: dict) -> None:
-    """Delete the files a previous call wrote (never anything outside ``root``), then its emptied folders."""
-    top = os.path.normpath(root)
-    folders = set()
-    for rel in manifest.get("files", []):
-        path = os.path.normpath(os.path.join(top, rel))
-        if path.startswith(top + os.sep) and os.path.isfile(path):
-            os.remove(path)
-            folders.add(os.path.dirname(path))
-    for folder in sorted(folders, key=len, reverse=True):
-        while folder.startswith(top + os.sep) and os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
-            folder = os.path.dirname(folder)
-    os.remove(os.path.join(root, MANIFEST))
-
-
 def make_animal_shapes(
     root: str,
     layout: str = "unaligned",
@@ -198,12 +176,12 @@ def make_animal_shapes(
     params.update({"domain_a": domain_a, "domain_b": domain_b} if layout == "unaligned" else {})
     root = str(root)
     package_dir()  # fail with the install hint before touching anything
-    old = _read_manifest(root)
+    old = read_manifest(root, MANIFEST)
     if old is not None:
         same = old.get("version") == _VERSION and old.get("params") == params
         if same and all(os.path.isfile(os.path.join(root, rel)) for rel in old.get("files", [])):
             return root
-        _remove_listed(root, old)
+        remove_listed(root, old, MANIFEST)
     os.makedirs(root, exist_ok=True)
     files = _generate(root, params)
     tmp = os.path.join(root, MANIFEST + ".tmp")
@@ -245,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     counts = {}
-    for rel in _read_manifest(root)["files"]:
+    for rel in read_manifest(root, MANIFEST)["files"]:
         counts[os.path.dirname(rel)] = counts.get(os.path.dirname(rel), 0) + 1
     print(f"animal-shape-mnist {args.layout} dataset ({args.size} px) in {root}:")
     print("  " + ", ".join(f"{folder} {n}" for folder, n in counts.items()))

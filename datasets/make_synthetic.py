@@ -188,15 +188,16 @@ def _generate(root: str, p: dict) -> list[str]:
     return files
 
 
-def _read_manifest(root: str) -> dict | None:
+def read_manifest(root: str, name: str = MANIFEST) -> dict | None:
+    """The manifest a generator wrote into ``root`` (None if absent or unreadable)."""
     try:
-        with open(os.path.join(root, MANIFEST)) as f:
+        with open(os.path.join(root, name)) as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
 
 
-def _remove_previous(root: str, manifest: dict) -> None:
+def remove_listed(root: str, manifest: dict, name: str = MANIFEST) -> None:
     """Delete only the files a previous generation listed, then the folders they leave empty."""
     top = os.path.normpath(root)
     folders = set()
@@ -211,7 +212,7 @@ def _remove_previous(root: str, manifest: dict) -> None:
         while folder.startswith(top + os.sep) and os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
             folder = os.path.dirname(folder)
-    os.remove(os.path.join(root, MANIFEST))
+    os.remove(os.path.join(root, name))
 
 
 def make_synthetic(
@@ -239,12 +240,12 @@ def make_synthetic(
     params = {"layout": layout, "size": size, "n_train": n_train, "n_test": n_test, "seed": seed}
     params.update({"n_classes": n_classes if layout == "class_folder" else None, "depths": depths})
     root = str(root)
-    old = _read_manifest(root)
+    old = read_manifest(root)
     if old is not None:
         unchanged = old.get("version") == _VERSION and old.get("params") == params
         if unchanged and all(os.path.isfile(os.path.join(root, rel)) for rel in old.get("files", [])):
             return root
-        _remove_previous(root, old)
+        remove_listed(root, old)
     os.makedirs(root, exist_ok=True)
     files = _generate(root, params)
     tmp = os.path.join(root, MANIFEST + ".tmp")
