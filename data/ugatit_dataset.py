@@ -130,11 +130,7 @@ class UGATITDataset(UnalignedDataset):
         # The partner and the child streams are drawn as in UnalignedDataset, so without the fork's options an
         # item is the same as there (up to the resize interpolation).
         rng = self.item_rng(index)
-        A_path = self.A_paths[index % len(self.A_paths)]
-        if self.opt.serial_batches:
-            B_path = self.B_paths[index % len(self.B_paths)]
-        else:
-            B_path = self.B_paths[int(rng.integers(len(self.B_paths)))]
+        A_path, B_path = self.pair_paths(index, rng)
         rng_A, rng_B = rng.spawn(2)
         images = {
             "A": load_image(A_path, self.channels_for("A")),

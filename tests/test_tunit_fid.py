@@ -14,7 +14,6 @@ import torch
 import models
 from data.tunit_dataset import TunitDataset
 from options import TestOptions
-from util.metrics import fid as fid_mod
 from util.metrics.fid import FeatureExtractor, fid_from_features, prepare_images
 from util.metrics.inception import FIDInceptionV3
 from util.metrics.tunit_fid import (
@@ -143,14 +142,6 @@ def test_a_class_without_a_matched_cluster_gets_no_score(setup):
     assert r["scored"] == 1 and sum(v is not None for v in r["fid"].values()) == 1
     assert r["mfid"] == next(v for v in r["fid"].values() if v is not None)
     assert sorted(r["n_fake"].values()) == [0, 0, 2] and "reference" not in report
-
-
-@pytest.fixture
-def no_weights(monkeypatch, tmp_path):
-    monkeypatch.delenv(fid_mod.FID_WEIGHTS_ENV, raising=False)
-    monkeypatch.setattr(fid_mod.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(fid_mod.importlib.util, "find_spec", lambda name, *a: None)
-    monkeypatch.setattr(fid_mod, "_logged", set())
 
 
 def test_missing_weights_return_none_with_the_message(setup, no_weights, capsys):

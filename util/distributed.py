@@ -55,10 +55,6 @@ def broadcast_module(module: torch.nn.Module) -> None:
         dist.broadcast(tensor.data, src=0)
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        dist.barrier()
-
 
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():

@@ -23,6 +23,7 @@ from util import checkpoint as ckpt_io
 from util.distributed import DistInfo, select_device
 from util.html import HTML
 from util.image_utils import save_image, tensor2im
+from util.visualizer import save_images
 
 
 def load_for_inference(model, opt) -> str:
@@ -118,13 +119,8 @@ class Tester:
         fake_label = self.model.output_visual(direction, visuals)
         for i, path in enumerate(batch["A_paths"]):
             stem = os.path.splitext(os.path.basename(path))[0]
-            names = []
-            for label, images in visuals.items():
-                name = f"{stem}_{label}.png"
-                save_image(
-                    tensor2im(images[i]), os.path.join(html.get_image_dir(), name), self.opt.aspect_ratio
-                )
-                names.append(name)
+            one = OrderedDict((label, images[i]) for label, images in visuals.items())
+            save_images(html, one, path, aspect_ratio=self.opt.aspect_ratio, width=self.opt.display_winsize)
             if self.opt.output_path:
                 sub = direction if len(self.directions()) > 1 else ""
                 out = os.path.join(self.opt.output_path, sub, f"{stem}.png")
@@ -132,4 +128,3 @@ class Tester:
                 self.written.append(out)
             else:
                 self.written.append(os.path.join(html.get_image_dir(), f"{stem}_{fake_label}.png"))
-            html.add_images(names, list(visuals), names, width=self.opt.display_winsize)

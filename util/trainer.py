@@ -194,9 +194,7 @@ class Trainer:
 
     def run_epoch(self) -> None:
         epoch, opt = self.epoch, self.opt
-        self.dataset.set_epoch(epoch)
-        self.loader.sampler.set_epoch(epoch)
-        self.loader.sampler.set_start(self.epoch_iter * opt.batch_size)
+        data.set_epoch(self.loader, epoch, start=self.epoch_iter * opt.batch_size)
         t_epoch = t_data_start = time.time()
         bar = tqdm(
             self.loader,
