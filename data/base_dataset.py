@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch.utils.data
 
-from data.image_io import DataError
+from data.image_io import DataError, list_images, read_image_list
 
 
 class BaseDataset(torch.utils.data.Dataset):
@@ -85,3 +85,23 @@ def require_subfolder(root: str, name: str, purpose: str) -> str:
     existing = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     found = ", ".join(existing) if existing else "none"
     raise DataError(f"folder {path} not found ({purpose}); folders in {root}: {found}")
+
+
+def list_option(opt: Any, letter: str) -> tuple[str, str]:
+    """(``--list_<letter>``, ``--list_root_<letter>``); empty strings when the domain is read from a folder."""
+    return getattr(opt, f"list_{letter}", "") or "", getattr(opt, f"list_root_{letter}", "") or ""
+
+
+def domain_paths(opt: Any, letter: str, purpose: str) -> list[str]:
+    """Images of domain ``letter`` ('A' or 'B') for ``opt.phase``, capped by ``--max_dataset_size``.
+
+    ``--list_<letter> FILE`` names them (UNIT's list mode, for datasets kept as one folder plus split files);
+    otherwise they are every image of ``<dataroot>/<phase><letter>``.
+    """
+    list_file, list_root = list_option(opt, letter)
+    what = f"domain {letter} images"
+    if list_file:
+        paths = read_image_list(list_file, list_root, what=what)
+    else:
+        paths = list_images(require_subfolder(opt.dataroot, opt.phase + letter, purpose), what=what)
+    return limit_size(paths, opt.max_dataset_size)

@@ -50,6 +50,31 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
 
 
+def read_image_list(list_file: str, root: str = "", *, what: str = "images") -> list[str]:
+    """Image paths named by a text file, one per line, in the file's order (UNIT's ``data_list_*`` mode).
+
+    Relative lines are resolved against ``root`` (default: the list file's folder); blank lines and lines
+    starting with ``#`` are skipped. Every listed file must exist and look like an image, so a stale list fails
+    at start-up with the offending lines instead of mid-epoch.
+    """
+    if not os.path.isfile(list_file):
+        raise DataError(f"list file of {what} not found: {list_file}")
+    base = root or os.path.dirname(os.path.abspath(list_file))
+    if root and not os.path.isdir(root):
+        raise DataError(f"root folder for the list {list_file} not found: {root}")
+    with open(list_file, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    entries = [(n, line) for n, line in enumerate(lines, 1) if line and not line.startswith("#")]
+    if not entries:
+        raise DataError(f"list file {list_file} names no {what}")
+    paths = [(n, line if os.path.isabs(line) else os.path.join(base, line)) for n, line in entries]
+    bad = [f"line {n}: {path}" for n, path in paths if not (is_image_file(path) and os.path.isfile(path))]
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; ... ({len(bad)} in all)" if len(bad) > 5 else "")
+        raise DataError(f"list file {list_file} names missing or non-image files ({what}): {shown}")
+    return [path for _, path in paths]
+
+
 def list_images(folder: str, *, recursive: bool = False, what: str = "images") -> list[str]:
     """Sorted paths of the image files in ``folder``.
 

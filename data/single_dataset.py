@@ -13,14 +13,21 @@ from data.transforms import get_transform, output_size, sample_params
 class SingleDataset(BaseDataset):
     """Images of one folder as ``{'A', 'A_paths', 'size'}``; ``size`` is the (h, w) of the returned tensor.
 
-    The folder is ``folder`` when given, else ``<dataroot>/<phase>A`` (``<phase>B`` with ``--direction BtoA``,
-    since item 'A' is the model's input), else ``dataroot`` itself when it holds images directly.
+    ``paths`` (a list file's images) take precedence; otherwise the folder is ``folder`` when given, else
+    ``<dataroot>/<phase>A`` (``<phase>B`` with ``--direction BtoA``, since item 'A' is the model's input), else
+    ``dataroot`` itself when it holds images directly.
     """
 
-    def __init__(self, opt: Any, folder: str | None = None, channels: int | None = None) -> None:
+    def __init__(
+        self, opt: Any, folder: str | None = None, channels: int | None = None, paths: list[str] | None = None
+    ) -> None:
         super().__init__(opt)
-        self.dir = folder if folder is not None else self._default_folder()
         self.channels = self.channels_for("A") if channels is None else int(channels)
+        if paths is not None:  # a list file's images (--list_A / --list_B)
+            self.dir = os.path.dirname(paths[0]) if paths else ""
+            self.paths = limit_size(paths, opt.max_dataset_size)
+            return
+        self.dir = folder if folder is not None else self._default_folder()
         self.paths = limit_size(list_images(self.dir, what="input images"), opt.max_dataset_size)
 
     def _default_folder(self) -> str:

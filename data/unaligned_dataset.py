@@ -1,4 +1,4 @@
-"""Two unpaired image folders, ``<dataroot>/<phase>A`` and ``<dataroot>/<phase>B`` (CycleGAN, CUT, LiSS...)."""
+"""Two unpaired image folders, ``<dataroot>/<phase>A`` and ``<phase>B``, or two list files (CycleGAN, CUT, LiSS...)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from data.base_dataset import BaseDataset, limit_size, require_subfolder
-from data.image_io import DataError, list_images, load_image
+from data.base_dataset import BaseDataset, domain_paths
+from data.image_io import DataError, load_image
 from data.transforms import get_transform, sample_params
 
 
@@ -35,10 +35,8 @@ class UnalignedDataset(BaseDataset):
     def __init__(self, opt: Any) -> None:
         super().__init__(opt)
         src, dst = ("B", "A") if opt.direction == "BtoA" else ("A", "B")
-        self.dir_A = require_subfolder(opt.dataroot, opt.phase + src, "input-domain images for item 'A'")
-        self.dir_B = require_subfolder(opt.dataroot, opt.phase + dst, "target-domain images for item 'B'")
-        self.A_paths = limit_size(list_images(self.dir_A, what=f"domain {src} images"), opt.max_dataset_size)
-        self.B_paths = limit_size(list_images(self.dir_B, what=f"domain {dst} images"), opt.max_dataset_size)
+        self.A_paths = domain_paths(opt, src, "input-domain images for item 'A'")
+        self.B_paths = domain_paths(opt, dst, "target-domain images for item 'B'")
 
     def __len__(self) -> int:
         return max(len(self.A_paths), len(self.B_paths))

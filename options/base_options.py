@@ -117,6 +117,17 @@ class BaseOptions:
         g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
         g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
         g.add_argument("--max_dataset_size", type=int, default=sys.maxsize, help="cap on images per domain")
+        for letter in "AB":
+            g.add_argument(
+                f"--list_{letter}",
+                default="",
+                help=f"text file naming the domain-{letter} images, one per line (replaces <dataroot>/<phase>{letter})",
+            )
+            g.add_argument(
+                f"--list_root_{letter}",
+                default="",
+                help=f"folder the relative lines of --list_{letter} start from (default: the list file's folder)",
+            )
         g.add_argument(
             "--preprocess",
             default="resize_and_crop",
@@ -181,11 +192,12 @@ def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser) -> None:
     standalone_input = not opt.isTrain and (
         getattr(opt, "input_dir", "") or getattr(opt, "video", "") or getattr(opt, "camera", -1) >= 0
     )
-    opt.synthetic_data = opt.dataroot is None and not standalone_input
+    listed = bool(getattr(opt, "list_A", "") and getattr(opt, "list_B", ""))  # both domains from list files
+    opt.synthetic_data = opt.dataroot is None and not standalone_input and not listed
     if opt.synthetic_data:
         opt.dataroot = default_synthetic_root(opt)
     elif opt.dataroot is None:  # test.py on a plain folder, a video or a camera needs no dataset
-        opt.dataroot = opt.input_dir or ""
+        opt.dataroot = getattr(opt, "input_dir", "") or ""
 
 
 def default_synthetic_root(opt: FrozenOptions) -> str:

@@ -536,3 +536,42 @@ def test_synthetic_single_and_class_layouts_load(tmp_path):
     assert train.classes == ["0_circle", "1_triangle", "2_square", "3_cross", "4_circle"]
     assert train.targets == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     assert len(ClassFolderDataset(make_opt(classes, phase="test"))) == 5
+
+
+def _list_root(tmp_path):
+    """One image folder per domain plus list files naming part of them, in a custom order."""
+    for name, values in (("imgs_a", (1, 2, 3)), ("imgs_b", (7, 8))):
+        for v in values:
+            write_rgb(tmp_path / name / f"{v}.png", 40, 40, v)
+    (tmp_path / "a.txt").write_text("# split A\n3.png\n\n1.png\n")
+    (tmp_path / "b.txt").write_text(f"{tmp_path / 'imgs_b' / '8.png'}\n")  # absolute lines stay as they are
+    return tmp_path
+
+
+def test_list_mode_reads_the_listed_images_in_order(tmp_path):
+    root = _list_root(tmp_path)
+    opt = make_opt(root / "nowhere", list_A=str(root / "a.txt"), list_root_A=str(root / "imgs_a"),
+                   list_B=str(root / "b.txt"), list_root_B="")  # fmt: skip
+    ds = UnalignedDataset(opt)
+    assert [os.path.basename(p) for p in ds.A_paths] == ["3.png", "1.png"]
+    assert ds.B_paths == [str(root / "imgs_b" / "8.png")]
+    item = ds[1]
+    assert item["A_paths"].endswith("1.png") and item["A"].shape == (3, 32, 32)
+    # --direction BtoA swaps the lists like it swaps the folders.
+    swapped = UnalignedDataset(make_opt(root / "nowhere", direction="BtoA", **{
+        k: getattr(opt, k) for k in ("list_A", "list_root_A", "list_B", "list_root_B")}))  # fmt: skip
+    assert swapped.A_paths == ds.B_paths
+
+
+def test_list_mode_errors_name_the_file_and_lines(tmp_path):
+    root = _list_root(tmp_path)
+    with pytest.raises(DataError, match="list file of domain A images not found: .*missing.txt"):
+        UnalignedDataset(make_opt(root, list_A=str(root / "missing.txt")))
+    (root / "bad.txt").write_text("3.png\nnot_there.png\nnotes.txt\n")
+    with pytest.raises(DataError, match=r"line 2: .*not_there.png; line 3: .*notes.txt"):
+        UnalignedDataset(make_opt(root, list_A=str(root / "bad.txt"), list_root_A=str(root / "imgs_a")))
+    (root / "empty.txt").write_text("# nothing\n\n")
+    with pytest.raises(DataError, match="names no domain A images"):
+        UnalignedDataset(make_opt(root, list_A=str(root / "empty.txt")))
+    with pytest.raises(DataError, match="root folder for the list"):
+        UnalignedDataset(make_opt(root, list_A=str(root / "a.txt"), list_root_A=str(root / "no_dir")))

@@ -104,6 +104,22 @@ def test_output_path_gets_only_translations_named_after_inputs(trained, syntheti
     assert sorted(os.listdir(out)) == sorted(os.path.splitext(n)[0] + ".png" for n in inputs)
 
 
+def test_list_files_replace_the_test_folders(trained, synthetic_root, tmp_path):
+    """--list_A / --list_B choose the inputs of each direction (UNIT's list mode)."""
+    names_a = sorted(os.listdir(os.path.join(synthetic_root, "testA")))[1:3]
+    names_b = sorted(os.listdir(os.path.join(synthetic_root, "testB")))[:1]
+    (tmp_path / "a.txt").write_text("\n".join(names_a) + "\n")
+    (tmp_path / "b.txt").write_text("\n".join(names_b) + "\n")
+    out = tmp_path / "translated"
+    lists = ["--list_A", str(tmp_path / "a.txt"), "--list_root_A", os.path.join(synthetic_root, "testA"),
+             "--list_B", str(tmp_path / "b.txt"), "--list_root_B", os.path.join(synthetic_root, "testB")]  # fmt: skip
+    argv = cli_args(str(tmp_path / "no_dataset"), trained, tmp_path / "r", "--output_path", str(out), *lists)
+    assert test_script.main(argv) == 0
+    stems = lambda names: sorted(os.path.splitext(n)[0] + ".png" for n in names)  # noqa: E731
+    assert sorted(os.listdir(out / "AtoB")) == stems(names_a)
+    assert sorted(os.listdir(out / "BtoA")) == stems(names_b)
+
+
 def test_save_load_round_trip_gives_identical_outputs(trained, synthetic_root, tmp_path):
     from util.checkpoint import load_checkpoint
 

@@ -17,6 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import models
+from data.base_dataset import list_option
+from data.image_io import read_image_list
 from data.samplers import SizeGroupedBatchSampler
 from data.single_dataset import SingleDataset
 from util import checkpoint as ckpt_io
@@ -53,17 +55,33 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 
 def input_folder(opt, direction: str) -> tuple[str, int]:
-    """Folder and channel count of the input domain of ``direction`` (``--direction BtoA`` swaps folders)."""
+    """Folder (or ``--list_A``/``--list_B`` file) and channel count of the input domain of ``direction``.
+
+    ``--direction BtoA`` swaps the domains.
+    """
     if opt.input_dir:
         return opt.input_dir, opt.input_nc if direction == "AtoB" else opt.output_nc
     letter = "A" if direction == "AtoB" else "B"
     if opt.direction == "BtoA":
         letter = "B" if letter == "A" else "A"
+    channels = opt.input_nc if direction == "AtoB" else opt.output_nc
+    list_file = list_option(opt, letter)[0]
+    if list_file:
+        return list_file, channels
     if os.path.isdir(opt.dataroot) and not os.path.isdir(os.path.join(opt.dataroot, f"{opt.phase}{letter}")):
         if opt.dataset_mode == "single":
             return opt.dataroot, opt.input_nc
-    channels = opt.input_nc if direction == "AtoB" else opt.output_nc
     return os.path.join(opt.dataroot, f"{opt.phase}{letter}"), channels
+
+
+def input_dataset(opt, direction: str) -> tuple[SingleDataset, str]:
+    """The inputs of ``direction`` and where they come from (a folder or a list file)."""
+    source, channels = input_folder(opt, direction)
+    if not opt.input_dir and os.path.isfile(source):
+        letter = next(x for x in "AB" if list_option(opt, x)[0] == source)
+        paths = read_image_list(source, list_option(opt, letter)[1], what=f"domain {letter} images")
+        return SingleDataset(opt, channels=channels, paths=paths), source
+    return SingleDataset(opt, folder=source, channels=channels), source
 
 
 class Tester:
@@ -87,8 +105,7 @@ class Tester:
             dirs = [d for d in dirs if d == self.opt.test_direction]
         return dirs
 
-    def loader(self, folder: str, channels: int) -> DataLoader:
-        dataset = SingleDataset(self.opt, folder=folder, channels=channels)
+    def loader(self, dataset: SingleDataset) -> DataLoader:
         indices = list(range(len(dataset)))
         if self.opt.num_test > 0:
             indices = indices[: self.opt.num_test]
@@ -103,9 +120,9 @@ class Tester:
             self.web_dir, f"Experiment = {self.opt.name}, Phase = {self.opt.phase}, Epoch = {self.opt.epoch}"
         )
         for direction in self.directions():
-            folder, channels = input_folder(self.opt, direction)
-            html.add_header(f"{direction}: {folder}")
-            loader = self.loader(folder, channels)
+            dataset, source = input_dataset(self.opt, direction)
+            html.add_header(f"{direction}: {source}")
+            loader = self.loader(dataset)
             for batch in tqdm(loader, desc=direction, disable=self.opt.no_progress):
                 self.translate_batch(batch, direction, html)
         html.save()

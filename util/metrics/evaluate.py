@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from data.image_io import DataError
-from data.single_dataset import SingleDataset
 from options.base_options import add_flag
 from util import checkpoint as ckpt_io
 from util.metrics.fid import (
@@ -34,7 +33,7 @@ from util.metrics.fid import (
     log_once,
     score_features,
 )
-from util.test_loop import input_folder, pad_to_multiple
+from util.test_loop import input_dataset, input_folder, pad_to_multiple
 
 OPPOSITE = {"AtoB": "BtoA", "BtoA": "AtoB"}
 
@@ -125,8 +124,7 @@ def translated_features(
     progress: bool = False,
 ) -> np.ndarray:
     """Inception features of ``model``'s translations of the input folder of ``direction``."""
-    folder, channels = input_folder(opt, direction)
-    dataset = SingleDataset(opt, folder=folder, channels=channels)
+    dataset = input_dataset(opt, direction)[0]
     n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     # Without a crop, sizes vary between images: translate one at a time, as the test loop would group them.
     batch_size = max(1, opt.batch_size) if "crop" in opt.preprocess else 1
