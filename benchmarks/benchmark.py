@@ -32,8 +32,13 @@ from util.trainer import Trainer, move_to  # noqa: E402
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    # ru_maxrss is in KiB on Linux: the peak resident set of the whole process.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process image's peak resident set. ru_maxrss would do where /proc is absent, but a child
+    # started from a large parent (a memory run after a speed run) inherits the parent's figure in it.
+    try:
+        with open("/proc/self/status") as f:
+            return int(next(line for line in f if line.startswith("VmHWM:")).split()[1]) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def sync(device: torch.device) -> None:

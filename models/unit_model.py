@@ -7,140 +7,31 @@ to its translation x_ab (G_b). One iteration is a D step then a G step (the G st
 - G: ``gan_w`` adversarial + ``recon_x_w`` L1(x_aa, x_a) + ``recon_kl_w`` mean(h_a^2) + ``recon_x_cyc_w``
   L1(x_aba, x_a) + ``recon_kl_cyc_w`` mean(h_ab^2) (+ b terms, + ``vgg_w`` perceptual).
 
-Options carry the official config key names (``--gen.dim`` / ``--gen_dim`` ...) and ``--config file.yaml`` reads
-an official config. Official ``gen_%08d.pt`` / ``dis_%08d.pt`` (+ ``optimizer.pt``) files load as they are.
+By default (``--unit_fast_step``) one G forward serves both steps and the decoders upsample by sub-pixel convs
+(docs/unit.md, "Speed"); ``--no-unit_fast_step`` is the official step, bit for bit. Options carry the official
+config key names (``models/unit_options.py``) and ``--config file.yaml`` reads an official config. Official ``gen_%08d.pt`` / ``dis_%08d.pt`` (+ ``optimizer.pt``) files load as they are.
 Deviations from the official code, each harmless to the maths, are listed in docs/unit.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 from collections import OrderedDict
 
 import torch
-import yaml
 
 from models.base_model import BaseModel
-from models.losses.unit import GAN_TYPES, PerceptualLoss, dis_loss, gen_adv_loss, kl_loss, recon_loss
+from models.losses.unit import PerceptualLoss, dis_loss, gen_adv_loss, kl_loss, recon_loss
 from models.networks.unit import (
-    ACTIVATIONS,
-    NORM_TYPES,
-    PAD_TYPES,
     MsImageDis,
     VAEGen,
     share_blocks,
     unique_parameters,
     weights_init,
 )
+from models.unit_options import add_unit_options, option_errors, preset_from_config, shared_blocks
 from util.checkpoint import CheckpointError, clean_state_dict, load_file
-
-# Official config key -> option dest. Nested keys are "section.key". None: accepted and ignored.
-CONFIG_KEYS: dict[str, str | None] = {
-    "max_iter": "max_steps", "batch_size": "batch_size", "weight_decay": "weight_decay", "beta1": "beta1",
-    "beta2": "beta2", "init": "init_type", "lr": "lr", "lr_policy": "lr_policy", "step_size": "step_size",
-    "gamma": "gamma", "gan_w": "gan_w", "recon_x_w": "recon_x_w", "recon_h_w": "recon_h_w",
-    "recon_kl_w": "recon_kl_w", "recon_x_cyc_w": "recon_x_cyc_w", "recon_kl_cyc_w": "recon_kl_cyc_w",
-    "vgg_w": "vgg_w", "input_dim_a": "input_nc", "input_dim_b": "output_nc", "num_workers": "num_threads",
-    "new_size": "load_size", "new_size_a": "load_size", "new_size_b": "load_size",
-    "crop_image_height": "crop_size", "crop_image_width": "crop_size", "data_root": "dataroot",
-    "snapshot_save_iter": "save_latest_freq", "log_iter": "print_freq", "image_display_iter": "display_freq",
-    "image_save_iter": "update_html_freq", "display_size": None,
-    "gen.dim": "ngf", "gen.n_downsample": "n_downsample", "gen.n_res": "n_res", "gen.activ": "gen_activ",
-    "gen.pad_type": "gen_pad_type", "gen.style_dim": None, "gen.mlp_dim": None,  # MUNIT leftovers in a config
-    "dis.dim": "ndf", "dis.n_layer": "n_layer", "dis.num_scales": "num_scales", "dis.norm": "dis_norm",
-    "dis.activ": "dis_activ", "dis.pad_type": "dis_pad_type", "dis.gan_type": "gan_type",
-}  # fmt: skip
-# The framework counts these frequencies in images, the official config in iterations.
-_PER_IMAGE_FREQS = ("save_latest_freq", "print_freq", "display_freq", "update_html_freq")
-
-
-def read_config(path: str) -> tuple[dict, list[str]]:
-    """Option defaults from an official UNIT YAML config, and the reasons it cannot be used as is."""
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}  # safe_load: the official yaml.load(f) fails on PyYAML >= 6
-    flat = {}
-    for key, value in raw.items():
-        for sub, v in value.items() if isinstance(value, dict) else [(None, value)]:
-            flat[f"{key}.{sub}" if sub else key] = v
-    values, problems = {}, []
-    for key, value in flat.items():
-        if key not in CONFIG_KEYS:
-            problems.append(f"{key} is not supported (folder datasets only: data_root/trainA ...)")
-        elif CONFIG_KEYS[key] is not None:
-            dest = CONFIG_KEYS[key]
-            if dest in values and values[dest] != value:
-                problems.append(f"{key}={value} differs from another key mapped to --{dest} ({values[dest]})")
-            values[dest] = value
-    if values.get("init_type") == "gaussian":  # the framework's name for N(0, 0.02); "default" passes as is
-        values["init_type"] = "normal"
-    for dest in _PER_IMAGE_FREQS:
-        if dest in values:
-            values[dest] = values[dest] * values.get("batch_size", 1)
-    return values, problems
-
-
-def _opt(default, kind=None, choices=None, help=None) -> dict:
-    kw = {"default": default, "type": kind or type(default), "help": help}
-    return {**kw, "choices": choices} if choices else kw
-
-
-# (flags, dest, argparse kwargs): the official key spelled with a dot, and with an underscore.
-_OPTIONS = [
-    (("--gen.n_downsample", "--n_downsample"), "n_downsample", _opt(2, help="stride-2 convs in E")),
-    (("--gen.n_res", "--n_res"), "n_res", _opt(4, help="ResBlocks in E and in G")),
-    (("--gen.activ", "--gen_activ"), "gen_activ", _opt("relu", choices=ACTIVATIONS)),
-    (("--gen.pad_type", "--gen_pad_type"), "gen_pad_type", _opt("reflect", choices=PAD_TYPES)),
-    (("--unit_shared_enc_blocks",), "unit_shared_enc_blocks", _opt(0, help="last E blocks shared (paper 1)")),
-    (
-        ("--unit_shared_dec_blocks",),
-        "unit_shared_dec_blocks",
-        _opt(0, help="first G blocks shared (paper 1)"),
-    ),
-]
-_TRAIN_OPTIONS = [
-    (("--dis.n_layer", "--n_layer"), "n_layer", _opt(4)),
-    (("--dis.num_scales", "--num_scales"), "num_scales", _opt(3)),
-    (("--dis.norm", "--dis_norm"), "dis_norm", _opt("none", choices=NORM_TYPES)),
-    (("--dis.activ", "--dis_activ"), "dis_activ", _opt("lrelu", choices=ACTIVATIONS)),
-    (("--dis.pad_type", "--dis_pad_type"), "dis_pad_type", _opt("reflect", choices=PAD_TYPES)),
-    (("--dis.gan_type", "--gan_type"), "gan_type", _opt("lsgan", choices=GAN_TYPES)),
-    (("--gan_w",), "gan_w", _opt(1.0, help="adversarial weight (G and D)")),
-    (("--recon_x_w",), "recon_x_w", _opt(10.0, help="L1 x -> E -> G -> x")),
-    (("--recon_kl_w",), "recon_kl_w", _opt(0.01, help="mean(h^2) of h_a, h_b")),
-    (("--recon_x_cyc_w",), "recon_x_cyc_w", _opt(10.0, help="L1 cycle x -> y -> x")),
-    (("--recon_kl_cyc_w",), "recon_kl_cyc_w", _opt(0.01, help="mean(h^2) of the cycle latents")),
-    (("--recon_h_w",), "recon_h_w", _opt(0.0, help="documented but never read officially: must be 0")),
-    (("--vgg_w",), "vgg_w", _opt(0.0, help="domain-invariant perceptual loss (needs --vgg_weights)")),
-    (("--vgg_weights",), "vgg_weights", _opt("", help="local VGG16: official vgg16.weight or torchvision's")),
-    (("--weight_decay",), "weight_decay", _opt(1e-4, help="Adam L2 weight decay (G and D)")),
-    (("--step_size",), "step_size", _opt(100000, help="iterations between lr decays (--lr_policy step)")),
-    (("--gamma",), "gamma", _opt(0.5, help="lr decay factor (--lr_policy step)")),
-]
-_ALIASES = [
-    (("--gen.dim", "--gen_dim"), "ngf", int), (("--input_dim_a",), "input_nc", int),
-    (("--input_dim_b",), "output_nc", int), (("--new_size",), "load_size", int),
-    (("--crop_image_height", "--crop_image_width"), "crop_size", int), (("--data_root",), "dataroot", str),
-    (("--num_workers",), "num_threads", int),
-]  # fmt: skip
-_TRAIN_ALIASES = [
-    (("--dis.dim", "--dis_dim"), "ndf", int), (("--max_iter",), "max_steps", int),
-    (("--snapshot_save_iter",), "save_latest_freq", int), (("--log_iter",), "print_freq", int),
-    (("--image_display_iter",), "display_freq", int), (("--image_save_iter",), "update_html_freq", int),
-]  # fmt: skip
-
-
-def _dis_too_small(size: int, n_layer: int, num_scales: int) -> bool:
-    """True when some D layer would get an input under 2 px (its 4x4 kernel on a pad-1 map fails, as officially)."""
-    for _ in range(num_scales):
-        s = size
-        for _ in range(n_layer):
-            if s < 2:
-                return True
-            s //= 2  # 4x4, stride 2, pad 1
-        size = (size + 1) // 2  # AvgPool2d(3, 2, 1)
-    return False
 
 
 def find_official(path: str, kind: str, iteration: str = "latest") -> str | None:
@@ -171,72 +62,17 @@ class UNITModel(BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        g = parser.add_argument_group("UNIT (official config key names)")
-        g.add_argument("--config", default="", help="official UNIT YAML config; flags given here override it")
-        g.add_argument("--official_checkpoint", default="", help="official gen_XXXXXXXX.pt (training also reads "
-                       "dis_XXXXXXXX.pt and optimizer.pt beside it)")  # fmt: skip
-        g.add_argument(
-            "--share_layers", type=int, default=None, help="shorthand: N shared encoder and decoder blocks"
-        )
-        for flags, dest, kw in _OPTIONS + (_TRAIN_OPTIONS if is_train else []):
-            g.add_argument(*flags, dest=dest, **kw)
-        for flags, dest, kind in _ALIASES + (_TRAIN_ALIASES if is_train else []):
-            # Another spelling of an existing option; SUPPRESS keeps that option's own default.
-            g.add_argument(*flags, dest=dest, type=kind, default=argparse.SUPPRESS, help=f"alias of --{dest}")
-        parser.set_defaults(load_size=256, crop_size=256, ngf=64, ndf=64, init_type="kaiming")
-        if not is_train:
-            g.add_argument(
-                "--num_style", type=int, default=0, help="also decode N samples G(h + n) per input"
-            )
-            g.add_argument("--minmax_output", action=argparse.BooleanOptionalAction, default=False,
-                           help="min-max stretch each image like the official save_image(normalize=True)")  # fmt: skip
-            return parser
-        parser.set_defaults(lr=1e-4, beta1=0.5, beta2=0.999, lr_policy="step", max_steps=1_000_000,
-                            save_latest_freq=10000, print_freq=10, display_freq=500, update_html_freq=10000,
-                            save_epoch_freq=0)  # fmt: skip
-        return parser
+        return add_unit_options(parser, is_train)
 
     @classmethod
     def preset_defaults(cls, known, is_train):
-        if not getattr(known, "config", ""):
-            return {}
-        values, _ = read_config(known.config)
-        return {dest: v for dest, v in values.items() if hasattr(known, dest)}
+        return preset_from_config(known)
 
     @classmethod
     def validate_options(cls, opt, parser):
-        problems = read_config(opt.config)[1] if opt.config else []
-        if problems:
-            parser.error(f"--config {opt.config}: " + "; ".join(problems))
-        shared = cls.shared_blocks(opt)
-        # fmt: off
-        checks = [
-            (opt.share_layers is not None and (opt.unit_shared_enc_blocks or opt.unit_shared_dec_blocks),
-             "--share_layers is a shorthand for --unit_shared_enc_blocks/--unit_shared_dec_blocks: give one"),
-            (max(shared) > opt.n_res or min(shared) < 0, f"shared blocks must be in [0, --gen.n_res={opt.n_res}]"),
-        ]
-        if opt.isTrain:
-            least = 2 ** (opt.n_layer + opt.num_scales - 1)
-            checks += [
-                (opt.lr_policy not in ("step", "constant"), f"UNIT's --lr_policy is step or constant, not {opt.lr_policy}"),
-                (opt.recon_h_w != 0, "--recon_h_w is never read by the official trainer: no hidden reconstruction"),
-                (opt.vgg_w > 0 and not os.path.isfile(opt.vgg_weights), f"--vgg_w {opt.vgg_w} needs a local VGG16 "
-                 f"file via --vgg_weights (got {opt.vgg_weights!r}); nothing is downloaded"),
-                (opt.crop_size % 2**opt.n_downsample, f"--crop_size {opt.crop_size} must be divisible by "
-                 f"2**n_downsample = {2**opt.n_downsample}"),
-                (_dis_too_small(opt.crop_size, opt.n_layer, opt.num_scales), f"--crop_size {opt.crop_size} is too "
-                 f"small for a D of {opt.num_scales} scales x {opt.n_layer} layers: use >= {least} or fewer scales"),
-            ]
-        # fmt: on
-        for failed, message in checks:
-            if failed:
-                parser.error(message)
-
-    @staticmethod
-    def shared_blocks(opt) -> tuple[int, int]:
-        if opt.share_layers is not None:
-            return opt.share_layers, opt.share_layers
-        return opt.unit_shared_enc_blocks, opt.unit_shared_dec_blocks
+        errors = option_errors(opt)
+        if errors:
+            parser.error(errors[0])
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -250,7 +86,7 @@ class UNITModel(BaseModel):
                  pad_type=opt.gen_pad_type)  # fmt: skip
         self.gen_a = VAEGen(input_dim=opt.input_nc, **g)
         self.gen_b = VAEGen(input_dim=opt.output_nc, **g)
-        share_blocks(self.gen_a, self.gen_b, *self.shared_blocks(opt))
+        share_blocks(self.gen_a, self.gen_b, *shared_blocks(opt))
         init = weights_init("gaussian" if opt.init_type == "normal" else opt.init_type)
         if not self.isTrain:
             self.gen_a.apply(init)
@@ -265,10 +101,15 @@ class UNITModel(BaseModel):
             net.apply(init)
         self.dis_a.apply(weights_init("gaussian"))
         self.dis_b.apply(weights_init("gaussian"))
+        self.gen_a.dec.use_fast_ops(opt.unit_fast_step)
+        self.gen_b.dec.use_fast_ops(opt.unit_fast_step)
         self.perceptual = PerceptualLoss.from_file(opt.vgg_weights) if opt.vgg_w > 0 else None
         if self.perceptual is not None:
             self.loss_names[-1:-1] = ["gen_vgg_a", "gen_vgg_b"]
         adam = dict(lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
+        # Fast step: multi-tensor Adam (3x faster on CPU, where torch picks the per-tensor loop; float rounding
+        # differs); the official step keeps torch's default.
+        adam["foreach"] = True if opt.unit_fast_step else None
         # Shared blocks must be stepped once per iteration: each tensor appears once (unlike PyTorch-GAN's UNIT).
         self.optimizers["G"] = torch.optim.Adam(unique_parameters([self.gen_a, self.gen_b]), **adam)
         self.optimizers["D"] = torch.optim.Adam(unique_parameters([self.dis_a, self.dis_b]), **adam)
@@ -294,7 +135,7 @@ class UNITModel(BaseModel):
                     group["lr"] = group["initial_lr"] * opt.gamma ** (iteration // opt.step_size)
                 sched._last_lr = [group["lr"] for group in self.optimizers[name].param_groups]
         self.print_networks(verbose)
-        if any(self.shared_blocks(opt)):
+        if any(shared_blocks(opt)):
             n = sum(p.numel() for p in unique_parameters([self.gen_a, self.gen_b]))
             print(f"[Network gen_a + gen_b] unique parameters (shared blocks counted once): {n}")
 
@@ -312,35 +153,54 @@ class UNITModel(BaseModel):
         self.image_paths = batch.get("A_paths")
 
     def optimize_parameters(self) -> None:
-        self.update_D()
-        self.update_G()
+        if not self.opt.unit_fast_step:  # official: the D step makes its own translations
+            self.update_D()
+            self.update_G()
+            return
+        # One G forward (h, noise, reconstructions, translations) serves both steps: D trains on these
+        # translations (the official draws fresh noise for the same, not yet updated, generators), then the G
+        # step adds the cycle and the adversarial terms with the updated D. The cycle graph is built only after
+        # the D step, so the peak memory stays that of the G step.
+        self.translate_pair()
+        self.update_D(self.fake_A.detach(), self.fake_B.detach())
+        self.update_G(translated=True)
 
-    def update_D(self) -> None:
+    def update_D(self, fake_A: torch.Tensor | None = None, fake_B: torch.Tensor | None = None) -> None:
+        """D step on the given translations, or (official) on fresh ones with new noise."""
         opt = self.opt
-        with torch.no_grad():  # the official detaches the fakes; no graph is needed to make them
-            h_a = self.gen_a.encode(self.real_A)
-            z_a = h_a + self.noise_fn(h_a)
-            h_b = self.gen_b.encode(self.real_B)
-            z_b = h_b + self.noise_fn(h_b)
-            fake_A, fake_B = self.gen_a.decode(z_b), self.gen_b.decode(z_a)
+        if fake_A is None:
+            with torch.no_grad():  # the official detaches the fakes; no graph is needed to make them
+                h_a = self.gen_a.encode(self.real_A)
+                z_a = h_a + self.noise_fn(h_a)
+                h_b = self.gen_b.encode(self.real_B)
+                z_b = h_b + self.noise_fn(h_b)
+                fake_A, fake_B = self.gen_a.decode(z_b), self.gen_b.decode(z_a)
         self.loss_dis_a = dis_loss(self.dis_a(fake_A), self.dis_a(self.real_A), opt.gan_type)
         self.loss_dis_b = dis_loss(self.dis_b(fake_B), self.dis_b(self.real_B), opt.gan_type)
         self.loss_dis_total = opt.gan_w * self.loss_dis_a + opt.gan_w * self.loss_dis_b
         self.backward_and_step(self.loss_dis_total, "D")
+        self.zero_grad("D")  # spent: freeing D's gradients lowers the peak memory of the G step
 
-    def update_G(self) -> None:
+    def translate_pair(self) -> None:
+        """First half of the G step: latents h, posterior samples z = h + n, reconstructions, translations."""
+        # Operations are created in the official order and h + n is formed once per use as there: autograd then
+        # accumulates gradients in the same order, so results match the official code bit for bit.
+        self.h_a = self.gen_a.encode(self.real_A)
+        n_a = self.noise_fn(self.h_a)
+        self.h_b = self.gen_b.encode(self.real_B)
+        n_b = self.noise_fn(self.h_b)
+        self.rec_A, self.rec_B = self.gen_a.decode(self.h_a + n_a), self.gen_b.decode(self.h_b + n_b)
+        # One noisy z per domain feeds both the reconstruction and the translation (official).
+        self.fake_A, self.fake_B = self.gen_a.decode(self.h_b + n_b), self.gen_b.decode(self.h_a + n_a)
+
+    def update_G(self, translated: bool = False) -> None:
+        """G step; ``translated``: :meth:`translate_pair` already ran for this iteration (fast step)."""
         opt = self.opt
         # D gets no gradient here; the official lets it accumulate and clears it in the next D step (same updates).
         self.set_requires_grad([self.dis_a, self.dis_b], False)
-        # Operations are created in the official order and h + n is formed once per use as there: autograd then
-        # accumulates gradients in the same order, so results match the official code bit for bit.
-        h_a = self.gen_a.encode(self.real_A)
-        n_a = self.noise_fn(h_a)
-        h_b = self.gen_b.encode(self.real_B)
-        n_b = self.noise_fn(h_b)
-        self.rec_A, self.rec_B = self.gen_a.decode(h_a + n_a), self.gen_b.decode(h_b + n_b)
-        # One noisy z per domain feeds both the reconstruction and the translation (official).
-        self.fake_A, self.fake_B = self.gen_a.decode(h_b + n_b), self.gen_b.decode(h_a + n_a)
+        if not translated:
+            self.translate_pair()
+        h_a, h_b = self.h_a, self.h_b
         h_b_recon = self.gen_a.encode(self.fake_A)
         n_b_recon = self.noise_fn(h_b_recon) if opt.recon_x_cyc_w > 0 else None  # official draw order
         h_a_recon = self.gen_b.encode(self.fake_B)
@@ -374,7 +234,9 @@ class UNITModel(BaseModel):
             + opt.vgg_w * self.loss_gen_vgg_a + opt.vgg_w * self.loss_gen_vgg_b
         )  # fmt: skip
         self.backward_and_step(self.loss_gen_total, "G")
+        self.zero_grad("G")  # spent: not kept through the next D step
         self.set_requires_grad([self.dis_a, self.dis_b], True)
+        del self.h_a, self.h_b  # their graph is spent; do not keep the latents until the next iteration
 
     # ------------------------------------------------------------------ inference
     def translate(self, real: torch.Tensor, direction: str) -> OrderedDict[str, torch.Tensor]:

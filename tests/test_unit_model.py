@@ -141,7 +141,8 @@ def test_invalid_options(synthetic_root, tmp_path, extra):
 
 
 def test_iteration_matches_official_formulas(synthetic_root, tmp_path):
-    model = build(synthetic_root, tmp_path, "--recon_kl_w", "0.5", "--gan_w", "2")
+    model = build(synthetic_root, tmp_path, "--recon_kl_w", "0.5", "--gan_w", "2", "--no-unit_fast_step")
+    assert not model.gen_a.dec.fast
     opt = model.opt
     x_a, x_b = images(1), images(2)
     model.set_input({"A": x_a, "B": x_b})
@@ -189,8 +190,9 @@ def test_iteration_matches_official_formulas(synthetic_root, tmp_path):
              + 10 * (expected["gen_cyc_x_a"] + expected["gen_cyc_x_b"])
              + 0.01 * (expected["gen_recon_kl_cyc_aba"] + expected["gen_recon_kl_cyc_bab"]))  # fmt: skip
     torch.testing.assert_close(model.loss_gen_total, total, rtol=1e-5, atol=0)
-    torch.testing.assert_close(model.fake_B, x_ab, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(model.cyc_A, x_aba, rtol=1e-5, atol=1e-6)
+    # images in (-1, 1), two encoder-decoder passes of float rounding apart
+    torch.testing.assert_close(model.fake_B, x_ab, rtol=0, atol=1e-5)
+    torch.testing.assert_close(model.cyc_A, x_aba, rtol=0, atol=1e-5)
 
 
 def test_steps_change_the_right_parameters(synthetic_root, tmp_path):
@@ -211,9 +213,60 @@ def test_steps_change_the_right_parameters(synthetic_root, tmp_path):
     assert all(torch.isfinite(v) for v in model.get_current_losses().values())
     # nsgan at init: D maps ~0 -> sigmoid 1/2 -> each BCE ~ ln 2, summed over 2 scales
     assert abs(model.loss_gen_adv_a.item() - 2 * 0.6931) < 0.05
-    model.noise_fn = Noise([torch.zeros(1, 32, 8, 8)] * 6)
-    model.optimize_parameters()  # one iteration = 2 draws for D + 4 for G, in the official order
-    assert model.noise_fn.shapes == [(1, 32, 8, 8)] * 6
+    model.noise_fn = Noise([torch.zeros(1, 32, 8, 8)] * 4)
+    model.optimize_parameters()  # fast step: n_a, n_b shared by D and G, then the two cycle draws
+    assert model.noise_fn.shapes == [(1, 32, 8, 8)] * 4
+    official = build(synthetic_root, tmp_path, "--no-unit_fast_step")
+    official.set_input({"A": images(1), "B": images(2)})
+    official.noise_fn = Noise([torch.zeros(1, 32, 8, 8)] * 6)
+    official.optimize_parameters()  # official step: 2 draws for D + 4 for G, in the official order
+    assert official.noise_fn.shapes == [(1, 32, 8, 8)] * 6
+
+
+def test_fast_step_matches_official_formulas(synthetic_root, tmp_path):
+    """The default step: one G forward serves D and G, decoders run sub-pixel; given the same noise, every loss
+    equals the official formula evaluated with the direct decoders, and all four networks are updated."""
+    model = build(synthetic_root, tmp_path, "--recon_kl_w", "0.5", "--gan_w", "2")
+    assert model.opt.unit_fast_step and model.gen_a.dec.fast and model.gen_b.dec.fast
+    x_a, x_b = images(1), images(2)
+    model.set_input({"A": x_a, "B": x_b})
+    g = torch.Generator().manual_seed(3)
+    noise = [torch.randn(1, 32, 8, 8, generator=g) for _ in range(4)]
+    model.noise_fn = Noise(noise)
+    before = {n: copy.deepcopy(getattr(model, n)) for n in model.model_names}
+    gen_a, gen_b, dis_a, dis_b = before.values()
+    gen_a.dec.use_fast_ops(False)
+    gen_b.dec.use_fast_ops(False)  # the official op order as reference
+    model.optimize_parameters()
+    assert model.noise_fn.tensors == []
+    for name, net in before.items():  # both generators and both discriminators took a step
+        new = getattr(model, name).state_dict()
+        assert any(not torch.equal(new[k], v) for k, v in net.state_dict().items()), name
+    assert all(p.requires_grad for p in model.dis_a.parameters())
+    n_a, n_b, n_b_rec, n_a_rec = noise
+    with torch.no_grad():
+        h_a, h_b = gen_a.enc(x_a), gen_b.enc(x_b)
+        x_aa, x_bb = gen_a.dec(h_a + n_a), gen_b.dec(h_b + n_b)
+        x_ba, x_ab = gen_a.dec(h_b + n_b), gen_b.dec(h_a + n_a)  # D trains on the very same translations
+        exp_dis_a, exp_dis_b = lsgan_d(dis_a, x_ba, x_a), lsgan_d(dis_b, x_ab, x_b)
+        h_b_rec, h_a_rec = gen_a.enc(x_ba), gen_b.enc(x_ab)
+        x_aba, x_bab = gen_a.dec(h_a_rec + n_a_rec), gen_b.dec(h_b_rec + n_b_rec)
+        # the G step sees the updated D (the G step leaves D as it is)
+        expected = {
+            "dis_a": exp_dis_a, "dis_b": exp_dis_b, "dis_total": 2 * (exp_dis_a + exp_dis_b),
+            "gen_adv_a": sum(torch.mean((o - 1) ** 2) for o in model.dis_a(x_ba)),
+            "gen_adv_b": sum(torch.mean((o - 1) ** 2) for o in model.dis_b(x_ab)),
+            "gen_recon_x_a": (x_aa - x_a).abs().mean(), "gen_recon_x_b": (x_bb - x_b).abs().mean(),
+            "gen_recon_kl_a": (h_a**2).mean(), "gen_recon_kl_b": (h_b**2).mean(),
+            "gen_cyc_x_a": (x_aba - x_a).abs().mean(), "gen_cyc_x_b": (x_bab - x_b).abs().mean(),
+            "gen_recon_kl_cyc_aba": (h_a_rec**2).mean(), "gen_recon_kl_cyc_bab": (h_b_rec**2).mean(),
+        }  # fmt: skip
+    assert abs(expected["dis_a"].item() - model.opt.num_scales) < 0.05  # a real D output, not a constant
+    for name, value in expected.items():
+        torch.testing.assert_close(getattr(model, f"loss_{name}"), value, rtol=1e-5, atol=1e-7, msg=name)
+    # images in (-1, 1), two encoder-decoder passes of float rounding apart
+    torch.testing.assert_close(model.fake_B, x_ab, rtol=0, atol=1e-5)
+    torch.testing.assert_close(model.cyc_A, x_aba, rtol=0, atol=1e-5)
 
 
 def test_zero_noise_training_path_equals_eval(synthetic_root, tmp_path):

@@ -26,6 +26,7 @@ from models.networks.unit import (
     latent_shape,
     share_blocks,
     unique_parameters,
+    upsample_conv5x5,
     weights_init,
 )
 
@@ -355,3 +356,75 @@ def test_perceptual_loss():
         expected = torch.mean((inorm(vgg(vgg_preprocess(img))) - inorm(vgg(vgg_preprocess(target)))) ** 2)
         assert torch.allclose(loss(img, target), expected)
         assert loss(img, img).item() == 0.0
+
+
+# ---------------------------------------------------------------- sub-pixel decoder upsampling (fast step)
+
+
+def direct_upsample_conv(x, weight, bias, pad_type):
+    mode = {"zero": "constant"}.get(pad_type, pad_type)
+    up = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    return nn.functional.conv2d(nn.functional.pad(up, (2, 2, 2, 2), mode=mode), weight, bias)
+
+
+@pytest.mark.parametrize("pad_type", ["reflect", "replicate", "zero"])
+@pytest.mark.parametrize("size", [(5, 7), (2, 3), (1, 4)])
+def test_upsample_conv5x5_equals_direct_form(pad_type, size):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, *size, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 4, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    if pad_type == "reflect" and min(size) < 2:  # the direct form fails there: so does the fallback
+        with pytest.raises(RuntimeError):
+            upsample_conv5x5(x, weight, bias, pad_type)
+        return
+    expected = direct_upsample_conv(x, weight, bias, pad_type)
+    out = upsample_conv5x5(x, weight, bias, pad_type)
+    assert out.shape == (2, 3, 2 * size[0], 2 * size[1])
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad(out, (x, weight, bias), grad_out),
+                    torch.autograd.grad(expected, (x, weight, bias), grad_out)):  # fmt: skip
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_subpixel_decoder_equals_official_decoder():
+    torch.manual_seed(0)
+    gen = VAEGen(dim=8)
+    h = torch.randn(2, 32, 6, 5)
+    expected = gen.decode(h)
+    gen.dec.use_fast_ops()
+    out = gen.decode(h)
+    assert not torch.equal(out, expected)  # another summation order ...
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)  # ... of the same maths
+
+
+def full_size_saved(ln, x):
+    """Distinct tensors of x's size that autograd stores for the backward pass of ln(x)."""
+    ptrs = set()
+
+    def pack(t):
+        if t.numel() == x.numel():
+            ptrs.add(t.data_ptr())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        ln(x)
+    return len(ptrs)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fused_layer_norm_equals_official(batch):
+    torch.manual_seed(0)
+    ln = LayerNorm(4).double()
+    x = torch.randn(batch, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+    grad_out = torch.randn(batch, 4, 5, 6, dtype=torch.float64)
+    expected = ln(x)
+    expected_grads = torch.autograd.grad(expected, (x, ln.gamma, ln.beta), grad_out)
+    assert full_size_saved(ln, x) == 3  # x (for std), x - mean, y
+    ln.fused = True
+    out = ln(x)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(out, (x, ln.gamma, ln.beta), grad_out), expected_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert full_size_saved(ln, x) == 1  # y only

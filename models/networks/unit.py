@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .blocks import _pad_layer
@@ -51,15 +52,21 @@ class LayerNorm(nn.Module):
         if affine:
             self.gamma = nn.Parameter(torch.empty(num_features).uniform_())
             self.beta = nn.Parameter(torch.zeros(num_features))
+        # True: normalise with _LayerNormFunction, which keeps one tensor for the backward pass instead of three
+        # (same maths, other float rounding); False: the official op sequence, bit for bit.
+        self.fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = [-1] + [1] * (x.dim() - 1)
-        if x.size(0) == 1:  # reduced as the official code does, so that results match it bit for bit
-            mean, std = x.reshape(-1).mean().view(*shape), x.reshape(-1).std().view(*shape)
-        else:  # torch.std is unbiased (N - 1), as in the official code
-            mean = x.reshape(x.size(0), -1).mean(1).view(*shape)
-            std = x.reshape(x.size(0), -1).std(1).view(*shape)
-        x = (x - mean) / (std + self.eps)
+        if self.fused:
+            x = _LayerNormFunction.apply(x, self.eps)
+        else:
+            if x.size(0) == 1:  # reduced as the official code does, so that results match it bit for bit
+                mean, std = x.reshape(-1).mean().view(*shape), x.reshape(-1).std().view(*shape)
+            else:  # torch.std is unbiased (N - 1), as in the official code
+                mean = x.reshape(x.size(0), -1).mean(1).view(*shape)
+                std = x.reshape(x.size(0), -1).std(1).view(*shape)
+            x = (x - mean) / (std + self.eps)
         if self.affine:
             affine_shape = [1, -1] + [1] * (x.dim() - 2)
             x = x * self.gamma.view(*affine_shape) + self.beta.view(*affine_shape)
@@ -67,6 +74,31 @@ class LayerNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
+
+
+class _LayerNormFunction(torch.autograd.Function):
+    """y = (x - mean) / (std + eps) per sample (unbiased std), storing only y, std and std + eps.
+
+    Autograd through the official op sequence stores x (for std), x - mean and y. With d = std + eps and N
+    elements per sample, dL/dx = (g - mean(g)) / d - y * sum(g * y) / ((N - 1) * std).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
+        flat = x.reshape(x.size(0), -1)
+        std, mean = torch.std_mean(flat, dim=1, keepdim=True)  # unbiased, as the official torch.std
+        denom = std + eps
+        y = ((flat - mean) / denom).view_as(x)
+        ctx.save_for_backward(y, std, denom)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        y, std, denom = ctx.saved_tensors
+        g, yf = grad.reshape(grad.size(0), -1), y.reshape(y.size(0), -1)
+        n = yf.size(1)
+        dx = (g - g.mean(1, keepdim=True)) / denom - yf * ((g * yf).sum(1, keepdim=True) / ((n - 1) * std))
+        return dx.view_as(grad), None
 
 
 def make_norm(norm: str, num_features: int) -> nn.Module | None:
@@ -117,19 +149,74 @@ class Conv2dBlock(nn.Module):
         pad_type: str = "zero",
     ) -> None:
         super().__init__()
+        self.pad_type = pad_type
         # Registration order pad, norm, activation, conv is the official one; it fixes the parameter order.
         self.pad = make_padding(pad_type, padding)
         self.norm = make_norm(norm, output_dim)
         self.activation = make_activation(activation)
         self.conv = nn.Conv2d(input_dim, output_dim, kernel_size, stride, bias=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(self.pad(x))
+    def forward(self, x: torch.Tensor, upsampled: bool = False) -> torch.Tensor:
+        """``upsampled=True``: the block applied to ``x`` after a nearest x2 upsampling, computed by
+        :func:`upsample_conv5x5` where it applies (same maths in fewer operations)."""
+        conv = self.conv
+        if not upsampled:
+            x = conv(self.pad(x))
+        elif conv.kernel_size == (5, 5) and conv.stride == (1, 1) and self.pad.padding == (2, 2, 2, 2):
+            x = upsample_conv5x5(x, conv.weight, conv.bias, self.pad_type)
+        else:
+            x = conv(self.pad(F.interpolate(x, scale_factor=2, mode="nearest")))
         if self.norm is not None:
             x = self.norm(x)
         if self.activation is not None:
             x = self.activation(x)
         return x
+
+
+# _PHASE_TAPS[p, j, o]: which of the 3 low-resolution taps (j = offset -1, 0, +1) the tap o (offset o - 2) of a
+# 5x5 kernel reads at output phase p of a nearest x2 upsampled map: source pixel floor((2i + p + o - 2) / 2).
+_PHASE_TAPS = torch.zeros(2, 3, 5)
+for _o in range(5):
+    _PHASE_TAPS[0, (_o - 2) // 2 + 1, _o] = 1
+    _PHASE_TAPS[1, (_o - 1) // 2 + 1, _o] = 1
+
+
+def upsample_conv5x5(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad_type: str):
+    """``conv5x5(pad2(upsample_nearest_x2(x)))`` computed as a sub-pixel conv at the input resolution.
+
+    Each output phase (py, px) of the upsampled map sees only 3x3 distinct input pixels, so the 5x5 kernel folds
+    into four 3x3 kernels (taps reading the same pixel summed) applied to ``x`` and interleaved by
+    ``pixel_shuffle``: 36 instead of 100 multiply-adds per output and input channel, and nothing at the
+    upsampled resolution is stored for the backward pass. Zero / replicate padding of the upsampled map equal
+    the same padding of ``x`` by one. Reflect padding of the upsampled map reads x[1] (x[-2]) where replicate
+    padding reads x[0] (x[-1]), and only through the outermost kernel row / column at the first and last output
+    row / column; those terms are added as thin corrections. Equal to the direct form up to float rounding.
+    """
+    c_out, c_in = weight.shape[:2]
+    h, w = x.shape[-2:]
+    if pad_type == "reflect" and min(h, w) < 2:  # reflect pad 2 of a 2-pixel map fails, as the direct form
+        return F.conv2d(
+            F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (2, 2, 2, 2), "reflect"), weight, bias
+        )
+    taps = _PHASE_TAPS.to(weight)
+    kernel = torch.einsum("pak,oikl,qbl->opqiab", taps, weight, taps).reshape(c_out * 4, c_in, 3, 3)
+    low_pad = "constant" if pad_type == "zero" else "replicate"
+    out = F.conv2d(
+        F.pad(x, (1, 1, 1, 1), mode=low_pad), kernel, None if bias is None else bias.repeat_interleave(4)
+    )
+    out = F.pixel_shuffle(out, 2)
+    if pad_type != "reflect":
+        return out
+    # First / last output row: kernel row 0 / 4 reads the row x[1] / x[-2] where replicate read x[0] / x[-1]
+    # (columns as in the true reflect padding). First / last column: the same along columns, rows as replicate.
+    rows = torch.cat([x[:, :, 1:2] - x[:, :, :1], x[:, :, -2:-1] - x[:, :, -1:]], 2)
+    rows = F.pad(F.interpolate(rows, scale_factor=(1, 2), mode="nearest"), (2, 2, 0, 0), mode="reflect")
+    cols = torch.cat([x[..., 1:2] - x[..., :1], x[..., -2:-1] - x[..., -1:]], 3)
+    cols = F.pad(F.interpolate(cols, scale_factor=(2, 1), mode="nearest"), (0, 0, 2, 2), mode="replicate")
+    left, right = F.conv2d(cols[..., :1], weight[..., :1]), F.conv2d(cols[..., 1:], weight[..., 4:])
+    out = torch.cat([out[..., :1] + left, out[..., 1:-1], out[..., -1:] + right], 3)
+    top, bottom = F.conv2d(rows[:, :, :1], weight[:, :, :1]), F.conv2d(rows[:, :, 1:], weight[:, :, 4:])
+    return torch.cat([out[:, :, :1] + top, out[:, :, 1:-1], out[:, :, -1:] + bottom], 2)
 
 
 class ResBlock(nn.Module):
@@ -216,9 +303,24 @@ class Decoder(nn.Module):
             Conv2dBlock(dim, output_dim, 7, 1, 3, norm="none", activation="tanh", pad_type=pad_type)
         )
         self.model = nn.Sequential(*layers)
+        self.fast = False
+
+    def use_fast_ops(self, enabled: bool = True) -> None:
+        """Sub-pixel upsampling convs (:func:`upsample_conv5x5`) and the low-memory LayerNorm backward: the
+        same maths in fewer operations and less stored memory, with other float rounding. Off: the official
+        op sequence, bit for bit."""
+        self.fast = enabled
+        for module in self.modules():
+            if isinstance(module, LayerNorm):
+                module.fused = enabled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        if not self.fast:
+            return self.model(x)
+        layers = iter(self.model)
+        for layer in layers:
+            x = next(layers)(x, upsampled=True) if isinstance(layer, nn.Upsample) else layer(x)
+        return x
 
 
 class VAEGen(nn.Module):
@@ -385,6 +487,7 @@ __all__ = [
     "Decoder",
     "VAEGen",
     "MsImageDis",
+    "upsample_conv5x5",
     "weights_init",
     "share_blocks",
     "unique_parameters",
