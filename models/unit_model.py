@@ -66,7 +66,7 @@ class UNITModel(BaseModel):
 
     @classmethod
     def preset_defaults(cls, known, is_train):
-        return preset_from_config(known)
+        return preset_from_config(known, is_train)
 
     @classmethod
     def validate_options(cls, opt, parser):

@@ -30,6 +30,11 @@ CONFIG_KEYS: dict[str, str | None] = {
     "dis.dim": "ndf", "dis.n_layer": "n_layer", "dis.num_scales": "num_scales", "dis.norm": "dis_norm",
     "dis.activ": "dis_activ", "dis.pad_type": "dis_pad_type", "dis.gan_type": "gan_type",
 }  # fmt: skip
+# List mode: "<dest>:<phase>", read by train.py (train keys) or test.py (test keys) only.
+CONFIG_KEYS.update(
+    {f"data_{kind}_{phase}_{d}": f"{dest}_{d.upper()}:{phase}" for kind, dest in (("folder", "list_root"), ("list", "list"))
+     for phase in ("train", "test") for d in "ab"}
+)  # fmt: skip
 # The framework counts these frequencies in images, the official config in iterations.
 _PER_IMAGE_FREQS = ("save_latest_freq", "print_freq", "display_freq", "update_html_freq")
 
@@ -45,7 +50,7 @@ def read_config(path: str) -> tuple[dict, list[str]]:
     values, problems = {}, []
     for key, value in flat.items():
         if key not in CONFIG_KEYS:
-            problems.append(f"{key} is not supported (folder datasets only: data_root/trainA ...)")
+            problems.append(f"{key} is not a UNIT config key")
         elif CONFIG_KEYS[key] is not None:
             dest = CONFIG_KEYS[key]
             if dest in values and values[dest] != value:
@@ -159,12 +164,21 @@ def add_unit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpars
     return parser
 
 
-def preset_from_config(known: argparse.Namespace) -> dict:
-    """Option defaults read from ``--config`` (flags given on the command line still override them)."""
+def preset_from_config(known: argparse.Namespace, is_train: bool) -> dict:
+    """Option defaults read from ``--config`` (flags given on the command line still override them).
+
+    List-mode keys (``data_folder_train_a`` + ``data_list_train_a`` ...) become ``--list_root_A``/``--list_A``
+    (train keys for train.py, test keys for test.py).
+    """
     if not getattr(known, "config", ""):
         return {}
-    values, _ = read_config(known.config)
-    return {dest: v for dest, v in values.items() if hasattr(known, dest)}
+    phase = "train" if is_train else "test"
+    preset = {}
+    for key, value in read_config(known.config)[0].items():
+        dest, _, when = key.partition(":")
+        if (not when or when == phase) and hasattr(known, dest):
+            preset[dest] = value
+    return preset
 
 
 def shared_blocks(opt: argparse.Namespace) -> tuple[int, int]:

@@ -114,7 +114,16 @@ def test_config_import(synthetic_root, tmp_path):
     model = models.create_model(opt)
     model.setup()
     assert model.schedulers == {}  # constant policy
-    config["data_list_train_a"] = "list.txt"
+    # List mode (the gta2city configs): folder + list file per domain and phase.
+    lists = {f"data_{kind}_{phase}_{d}": str(tmp_path / f"{kind}_{phase}_{d}") for kind in ("folder", "list")
+             for phase in ("train", "test") for d in "ab"}  # fmt: skip
+    path.write_text(yaml.safe_dump({**config, **lists}))
+    opt = TrainOptions().parse(argv, save=False)
+    assert (opt.list_A, opt.list_root_A) == (lists["data_list_train_a"], lists["data_folder_train_a"])
+    assert (opt.list_B, opt.list_root_B) == (lists["data_list_train_b"], lists["data_folder_train_b"])
+    test_opt = TestOptions().parse(["--model", "unit", "--config", str(path), "--gpu_ids", "-1"], save=False)
+    assert (test_opt.list_A, test_opt.list_root_B) == (lists["data_list_test_a"], lists["data_folder_test_b"])
+    config["data_lists"] = "typo.txt"
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(SystemExit):
         TrainOptions().parse(argv, save=False)
