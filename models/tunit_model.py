@@ -7,8 +7,8 @@ judges it under the reference's pseudo label. One iteration, as clovaai/tunit ``
 1. C step (always): MoCo loss against the momentum copy C_ema and a key queue, plus 5 x IIC mutual
    information (semi-supervised labelled iterations: 5 x cross-entropy; supervised: MoCo only, x0.1);
    x0.1 once the GAN has started.
-2. From ``gan_start`` on: pseudo labels from the updated C, a D step (hinge + R1, three backward calls as
-   upstream), then one G step whose loss also trains C (C gets a second Adam step; C is the style encoder).
+2. From ``gan_start`` on: pseudo labels from the updated C, a D step (hinge + R1), then one G step whose
+   loss also trains C (C gets a second Adam step; C is the style encoder).
 3. The keys of this batch enter the queue; C_ema (and G_ema from ``ema_start``) follow by EMA of their
    parameters; at the end of every official epoch all buffers are copied to the EMA nets (quirk E1).
 
@@ -16,7 +16,8 @@ Deliberate differences from the official code, each reachable by an option (see 
 queue persists across epochs and is saved (Q1, ``--tunit_queue_reset_each_epoch`` restores the reset), the
 schedule never divides by ``iters // 1000`` (S1), D is frozen during the G step (D1: same numbers), the
 startup queue is made from the first training batch instead of a separate draw, and IIC clamps out of
-place (I1).
+place (I1). The default step computes each distinct guiding-net/generator pass once and
+runs one D backward (same maths, other float rounding); ``--tunit_official_step`` runs upstream's op order.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from models.tunit_support import (
     load_official_checkpoint,
     official_checkpoint_path,
     parse_widths,
+    repeated_bn_updates,
     style_images,
 )
 from util.checkpoint import load_file
@@ -96,6 +98,13 @@ class TunitModel(BaseModel):
             parser.set_defaults(batch_size=32, lr=1e-4, beta1=0.9, beta2=0.999)
             _add_options(parser, _TRAIN_OPTIONS)
             parser.add_argument(
+                "--tunit_official_step",
+                action=argparse.BooleanOptionalAction,
+                default=False,
+                help="run the official iteration op for op (bit-exact with clovaai/tunit) instead of the "
+                "faster one that computes each guiding-net/generator pass once (docs/tunit.md, Speed)",
+            )
+            parser.add_argument(
                 "--tunit_queue_reset_each_epoch",
                 action=argparse.BooleanOptionalAction,
                 default=False,
@@ -120,7 +129,9 @@ class TunitModel(BaseModel):
     @classmethod
     def validate_options(cls, opt, parser):
         if opt.input_nc != 3 or opt.output_nc != 3:
-            parser.error("TUNIT's networks take RGB images: use --input_nc 3 --output_nc 3 (gray images are expanded)")
+            parser.error(
+                "TUNIT's networks take RGB images: use --input_nc 3 --output_nc 3 (gray images are expanded)"
+            )
         if opt.crop_size < 32 or opt.crop_size & (opt.crop_size - 1):
             parser.error(f"TUNIT needs a power-of-two --crop_size >= 32, got {opt.crop_size}")
         if opt.isTrain and not 0.0 <= opt.p_semi <= 1.0:
@@ -230,37 +241,40 @@ class TunitModel(BaseModel):
             self.queue.reset(self.queue0)
         labelled = s.labelled(t)
         x_org, x_tf, y = self._views(labelled)
-        gan = t >= s.gan_start
         perm = self.batch.get("ref_idx")  # tests inject the reference permutation
         perm = torch.randperm(x_org.size(0)).to(x_org.device) if perm is None else perm
         self.x_org, self.x_tf, self.x_ref = x_org, x_tf, x_org[perm]
         self.x_fake = self.x_rec = None
+        gan = t >= s.gan_start
         k, p_org = self._c_step(x_org, x_tf, y, labelled, gan)
         if gan:
-            with torch.no_grad():
-                if labelled:
-                    y_org = y
-                elif self.mode == "semi":
-                    y_org = torch.argmax(p_org, 1)  # semi: from the pre-update probabilities (official)
-                else:
-                    y_org = torch.argmax(self.netC.iic(x_org), 1)  # unsup: from the updated C (official)
-                self.y_org, self.y_ref = y_org, y_org[perm]
-                s_ref = self.netC.moco(self.x_ref)
-                x_fake = self.netG.decode(self.netG.cnt_encoder(x_org), s_ref)
-            self._d_step(x_fake)
-            self._g_step()
+            # Pseudo labels: unsupervised from the updated C (official), semi from the pre-update p.
+            unsup_labels = not labelled and self.mode == "unsup"
+            y_org = y if labelled else None if unsup_labels else torch.argmax(p_org, 1)
+            if self.opt.tunit_official_step:
+                self._gan_official(y_org, perm)
+            else:
+                self._gan_fast(y_org, perm)
         self.queue.push(k)
 
     def _c_step(self, x_org, x_tf, y, labelled: bool, gan: bool):
         opt, net = self.opt, self.netC
-        q = net.moco(x_org)
-        k = self.netC_ema.moco(x_tf).detach()
+        k = None
+        if self.mode == "sup" or opt.tunit_official_step:
+            q = net.moco(x_org)
+        else:  # C.moco(x_org) and C.iic(x_org) run the same trunk on the same batch: run it once
+            with repeated_bn_updates(net, 2):
+                feat_org = net.trunk(x_org)
+            q = net.cont(feat_org)
+        with torch.no_grad():  # the keys are detached upstream: no graph to build
+            k = self.netC_ema.moco(x_tf)
         self.loss_C_moco = moco_loss(q, k, self.queue.tensor, opt.moco_t)
         p_org = None
         if self.mode == "sup":
             loss = opt.tunit_c_gan_factor * self.loss_C_moco  # supervised: MoCo only, always x0.1
         else:
-            logit_org, logit_tf = net.iic(x_org), net.iic(x_tf)
+            logit_org = net.iic(x_org) if opt.tunit_official_step else net.disc(feat_org)
+            logit_tf = net.iic(x_tf)
             if labelled:
                 self.loss_C_ce = F.cross_entropy(logit_org, y) + F.cross_entropy(logit_tf, y)
                 loss = self.loss_C_moco + opt.lambda_iic * self.loss_C_ce
@@ -271,8 +285,52 @@ class TunitModel(BaseModel):
             if gan or (self.mode == "semi" and not labelled):  # semi unlabelled iterations: always x0.1
                 loss = opt.tunit_c_gan_factor * loss
         self.loss_C = loss
-        self.backward_and_step(loss, "C")
-        return k, p_org
+        self._step(loss, "C")
+        return k, None if p_org is None else p_org.detach()
+
+    def _step(self, loss: torch.Tensor, *names: str) -> None:
+        self.zero_grad(*names)
+        self.backward(loss)
+        self.step(*names)
+        if not self.opt.tunit_official_step:
+            self.zero_grad(*names)  # upstream keeps the gradients until the next step: free them now
+
+    def _gan_official(self, y_org, perm) -> None:
+        """Official order: labels and x_fake under no_grad, D step, then the G step recomputes it all."""
+        C, G = self.netC, self.netG
+        with torch.no_grad():
+            self.y_org = torch.argmax(C.iic(self.x_org), 1) if y_org is None else y_org
+            self.y_ref = self.y_org[perm]
+            x_fake = G.decode(G.cnt_encoder(self.x_org), C.moco(self.x_ref))
+        self._d_step(x_fake)
+        s_src, s_ref = C.moco(self.x_org), C.moco(self.x_ref)
+        c_src = G.cnt_encoder(self.x_org)
+        self.x_fake = G.decode(c_src, s_ref)
+        self.x_rec = G.decode(c_src, s_src)
+        self._g_step()
+
+    def _gan_fast(self, y_org, perm) -> None:
+        """The same maths with each distinct computation done once (docs/tunit.md, "Speed").
+
+        C and G do not change between the official no_grad pass and the G step (only D is stepped), and
+        BatchNorm batch statistics do not depend on the order of the batch, so one C trunk pass on x_org
+        with gradients gives the labels, s_src and s_ref = s_src[perm] (upstream: four or three passes), and
+        the G step's x_fake, computed before the D step, is the D step's fake.
+        """
+        C, G = self.netC, self.netG
+        with repeated_bn_updates(
+            C, 4 if y_org is None else 3
+        ):  # iic(x_org)?, moco(x_ref), moco(x_org), moco(x_ref)
+            feat = C.trunk(self.x_org)
+        s_src = C.cont(feat)
+        with torch.no_grad():
+            self.y_org = torch.argmax(C.disc(feat), 1) if y_org is None else y_org
+            self.y_ref = self.y_org[perm]
+        c_src = G.cnt_encoder(self.x_org)
+        self.x_fake = G.decode(c_src, s_src[perm])
+        self._d_step(self.x_fake.detach())
+        self.x_rec = G.decode(c_src, s_src)
+        self._g_step()
 
     def _d_step(self, x_fake: torch.Tensor) -> None:
         x_ref = self.x_ref.detach().requires_grad_()
@@ -282,6 +340,9 @@ class TunitModel(BaseModel):
         self.loss_D_fake = hinge_adv_loss(d_fake, "d_fake")
         self.loss_D_gp = self.opt.lambda_r1 * r1_penalty(d_real, x_ref)
         self.loss_D = self.loss_D_real + self.loss_D_fake + self.loss_D_gp
+        if not self.opt.tunit_official_step:  # one backward pass through D(x_ref) instead of two
+            self._step(self.loss_D, "D")
+            return
         # Three backward calls in the official order: the float sums of the gradients match upstream.
         self.zero_grad("D")
         self.backward(self.loss_D_real, retain_graph=True)
@@ -290,26 +351,25 @@ class TunitModel(BaseModel):
         self.step("D")
 
     def _g_step(self) -> None:
-        opt, C, G, D = self.opt, self.netC, self.netG, self.netD
+        opt, C, D = self.opt, self.netC, self.netD
         self.set_requires_grad(D, False)  # D1: upstream fills D's grads here and discards them
-        s_src, s_ref = C.moco(self.x_org), C.moco(self.x_ref)
-        c_src = G.cnt_encoder(self.x_org)
-        self.x_fake = G.decode(c_src, s_ref)
-        self.x_rec = G.decode(c_src, s_src)
-        self.loss_G_adv = hinge_adv_loss(D(self.x_fake, self.y_ref)[0], "g") + hinge_adv_loss(
-            D(self.x_rec, self.y_org)[0], "g"
-        )
+        if opt.tunit_official_step:
+            logit_fake, logit_rec = D(self.x_fake, self.y_ref)[0], D(self.x_rec, self.y_org)[0]
+        else:  # D has no batch statistics (FRN is per sample): one call for both
+            logits = D(torch.cat([self.x_fake, self.x_rec]), torch.cat([self.y_ref, self.y_org]))[0]
+            logit_fake, logit_rec = logits.chunk(2)
+        self.loss_G_adv = hinge_adv_loss(logit_fake, "g") + hinge_adv_loss(logit_rec, "g")
         self.loss_G_rec = torch.mean(torch.abs(self.x_rec - self.x_org))
-        s_ref_ema = self.netC_ema.moco(self.x_ref)
+        with torch.no_grad():
+            s_ref_ema = self.netC_ema.moco(self.x_ref)
         self.loss_G_sty = moco_loss(C.moco(self.x_fake), s_ref_ema, self.queue.tensor, opt.moco_t)
         self.loss_G = (
             opt.lambda_adv * self.loss_G_adv
             + opt.lambda_rec * self.loss_G_rec
             + opt.lambda_sty * self.loss_G_sty
         )
-        self.zero_grad("G", "C")
-        self.backward(self.loss_G)
-        self.step("C", "G")  # C (the style encoder) is trained by the G loss too (clovaai/tunit#27)
+        # C (the style encoder) is trained by the G loss too (clovaai/tunit#27); C steps first, as upstream.
+        self._step(self.loss_G, "C", "G")
         self.set_requires_grad(D, True)
 
     def on_step_end(self) -> None:

@@ -96,6 +96,37 @@ def copy_buffers(target: nn.Module, source: nn.Module) -> None:
         b.copy_(src[name])
 
 
+@contextlib.contextmanager
+def repeated_bn_updates(net: nn.Module, times: int):
+    """Inside, one train-mode forward of ``net`` moves its BatchNorm running statistics as ``times`` forwards
+    of the same batch would (the fast TUNIT step runs a trunk once where the official step runs it on the
+    same batch ``times`` times with unchanged weights).
+
+    An update with momentum m maps a running statistic r to (1 - m) r + m s; ``times`` updates with the same
+    batch statistic s give (1 - m)^times r + (1 - (1 - m)^times) s, i.e. one update with momentum
+    1 - (1 - m)^times (equal up to float rounding); ``num_batches_tracked`` gains ``times``.
+    """
+    bns = [
+        m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    if times == 1 or not net.training or not bns:
+        yield
+        return
+    if any(m.momentum is None for m in bns):
+        raise ValueError(
+            "repeated_bn_updates needs BatchNorm layers with a momentum (not a cumulative average)"
+        )
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 1.0 - (1.0 - m.momentum) ** times
+    try:
+        yield
+    finally:
+        for m, momentum in zip(bns, saved):
+            m.momentum = momentum
+            m.num_batches_tracked.add_(times - 1)
+
+
 def official_checkpoint_path(run_dir: str, epoch: str | int) -> str | None:
     """``model_<epoch>.ckpt`` in an official run folder; for ``latest`` the last line of checkpoint.txt (or
     the highest N). None when the folder holds no official checkpoint."""

@@ -469,20 +469,21 @@ class GuidingNet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def _trunk(self, x: Tensor) -> Tensor:
+    def trunk(self, x: Tensor) -> Tensor:
+        """Pooled trunk features (B, C) that both heads read; lets a caller run the trunk once for both."""
         return F.adaptive_avg_pool2d(self.features(x), (1, 1)).flatten(1)
 
     def moco(self, x: Tensor) -> Tensor:
         """Style code (B, sty_dim)."""
-        return self.cont(self._trunk(x))
+        return self.cont(self.trunk(x))
 
     def iic(self, x: Tensor) -> Tensor:
         """Cluster logits (B, K)."""
-        return self.disc(self._trunk(x))
+        return self.disc(self.trunk(x))
 
     def forward(self, x: Tensor, sty: bool = False) -> Tensor | dict[str, Tensor]:
         """``{'cont', 'disc'}`` from one trunk pass, or only the style code when ``sty`` is true."""
-        flat = self._trunk(x)
+        flat = self.trunk(x)
         if sty:
             return self.cont(flat)
         return {"cont": self.cont(flat), "disc": self.disc(flat)}
