@@ -228,16 +228,6 @@ def compare_speed(cfg, device: torch.device) -> dict:
     return result
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set of this process image. ``ru_maxrss`` survives ``exec`` (a child started by the
-    comparison would report the parent's peak when its own is lower); ``VmHWM`` starts afresh."""
-    try:
-        with open("/proc/self/status") as f:
-            return int(next(x for x in f if x.startswith("VmHWM:")).split()[1]) / 1024
-    except (OSError, StopIteration):
-        return peak_memory_mb(torch.device("cpu"))
-
-
 def memory_alone(which: str, cfg, device: torch.device) -> dict:
     """Peak memory of one side alone (run in its own subprocess); both codebases are imported first."""
     steps = build_pair(cfg, device, which=(which,))
@@ -246,7 +236,7 @@ def memory_alone(which: str, cfg, device: torch.device) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = [timed(step, device)[0] for _ in range(cfg.warmup + cfg.mem_iters)]
-    peak = peak_memory_mb(device) if device.type == "cuda" else peak_rss_mb()
+    peak = peak_memory_mb(device)
     return {
         "peak_memory_mb": round(peak, 1),
         "rss_after_build_mb": round(rss_built, 1),

@@ -182,12 +182,18 @@ class UGATITEnhancedModel(UGATITModel):
     def d_eval_in_g_step(self) -> bool:
         return True  # the fork runs the G step with D in eval mode: no spectral-norm iteration there
 
-    def discriminate(self, name, x, src):
+    def discriminate(self, name, x, src, sn_groups=1):
         mask = self.masks.get(src) if src else None
         cam_input = mask * x if mask is not None and self.opt.seg_D_cam_inp_mask else None
         fea_mask = mask if self.opt.seg_D_cam_fea_mask else None
-        logit, cam_logit, _ = getattr(self, name)(x, cam_input=cam_input, mask=fea_mask)
+        logit, cam_logit, _ = getattr(self, name)(x, cam_input=cam_input, mask=fea_mask, sn_groups=sn_groups)
         return logit, cam_logit
+
+    def d_step_groups(self):
+        groups = super().d_step_groups()
+        if groups == 2 and (self.opt.seg_D_cam_inp_mask or self.opt.seg_D_cam_fea_mask):
+            return 0  # real and fake need different masks inside D: separate calls
+        return groups
 
     def mask_logit(self, logit, src, target):
         mask = self.masks.get(src)

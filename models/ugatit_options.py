@@ -47,6 +47,13 @@ def add_ugatit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpa
         choices=["unbiased", "biased"],
         help="ILN/AdaILN variance: unbiased = official PyTorch, biased = TF/paper",
     )
+    g.add_argument(
+        "--ugatit_fused_norm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ILN/AdaILN from one var_mean pass and one fused scale-shift (same maths, float rounding "
+        "differs); --no-ugatit_fused_norm = the official op sequence (bit-exact)",
+    )
     if is_train:
         parser.set_defaults(lr=1e-4, beta1=0.5, beta2=0.999, batch_size=1, max_steps=1_000_000)
         g.add_argument(
@@ -73,6 +80,27 @@ def add_ugatit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpa
             default="raw",
             choices=["raw", "sn"],
             help="D CAM feature weighting: raw weight_orig (official) or spectral-normalised (TF)",
+        )
+        g.add_argument(
+            "--ugatit_fused_sn",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="D spectral norm as conv(x, W)/sigma instead of conv(x, W/sigma): same maths and u/v "
+            "updates, float rounding differs; --no-ugatit_fused_sn = official hook (bit-exact)",
+        )
+        g.add_argument(
+            "--ugatit_batch_d",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="with --ugatit_fused_sn: D step judges real and fake in one batched call per D, each half "
+            "with its own power iteration (the official numbers of two calls)",
+        )
+        g.add_argument(
+            "--ugatit_fused_adam",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="torch's fused Adam kernel (one pass per tensor; same update up to float rounding); "
+            "--no-ugatit_fused_adam = the official per-op Adam (bit-exact)",
         )
         g.add_argument(
             "--ugatit_fast_d",

@@ -91,10 +91,71 @@ def test_losses_official_names_and_closed_forms(stepped):
     assert t["Generator_loss"] > 1000 * t["G_cam_loss_A"] * 0.5
 
 
-def test_six_generator_calls_and_three_calls_per_discriminator(stepped):
+def test_six_generator_calls_and_two_calls_per_discriminator(stepped):
     _, _, calls = stepped
     assert calls["genA2B"] + calls["genB2A"] == 6
-    assert all(calls[d] == 3 for d in D_NAMES)  # real + fake in the D step, fake in the G step
+    assert all(calls[d] == 2 for d in D_NAMES)  # real+fake batched in the D step, fake in the G step
+
+
+OFFICIAL_PATH = ("--no-ugatit_fused_sn", "--no-ugatit_fused_norm", "--no-ugatit_fused_adam")
+
+
+@pytest.fixture(scope="module")
+def fast_and_official():
+    """One step of the default (fused, batched) path and of the bit-exact official path, same start; with
+    the order in which the networks were called."""
+    out = []
+    for extra in ((), OFFICIAL_PATH):
+        m = build(*extra)
+        order: list[str] = []
+        for n in (*G_NAMES, *D_NAMES):
+            getattr(m, n).register_forward_pre_hook(lambda mod, inp, n=n, o=order: o.append(n))
+        step(m, batch())
+        out.append((m, order))
+    return out
+
+
+def test_official_path_three_calls_per_discriminator(fast_and_official):
+    (_, fast_order), (_, official_order) = fast_and_official
+    assert all(official_order.count(d) == 3 for d in D_NAMES)
+    assert all(fast_order.count(d) == 2 for d in D_NAMES)
+
+
+def test_d_step_runs_before_cycle_and_identity_graphs(fast_and_official):
+    """Only the two translations exist when D steps (less memory); the other four G calls come after,
+    in the official order."""
+    (_, order), _ = fast_and_official
+    assert order == ["genA2B", "genB2A", "disGA", "disLA", "disGB", "disLB"] + [
+        "genB2A", "genA2B", "genB2A", "genA2B", "disGA", "disLA", "disGB", "disLB"
+    ]  # fmt: skip
+
+
+def test_fast_path_equals_official_path(fast_and_official):
+    """Fused norms and output-scaled, batched spectral norm are the same maths: same losses (float rounding
+    aside), same weights after the step, and three power iterations per D as officially."""
+    (fast, _), (official, _) = fast_and_official
+    a, b = fast.get_current_losses(), official.get_current_losses()
+    assert list(a) == list(b)
+    for key in a:
+        torch.testing.assert_close(torch.as_tensor(a[key]), torch.as_tensor(b[key]), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(fast.fake_A2B, official.fake_A2B, rtol=1e-4, atol=1e-5)
+    for name in (*G_NAMES, *D_NAMES):
+        fast_state, official_state = snapshot(getattr(fast, name)), snapshot(getattr(official, name))
+        for key, value in official_state.items():
+            # Adam's first step is ~lr·sign(grad): a few entries whose grad is ~0 may move differently.
+            close = torch.isclose(fast_state[key], value, rtol=1e-5, atol=1e-6)
+            assert close.float().mean() > 0.999, (name, key)
+    assert not torch.equal(fast.fake_A2B, official.fake_A2B)  # really the other code path
+    assert fast.optimizers["D"].defaults["fused"] and not official.optimizers["D"].defaults["fused"]
+    assert fast.genA2B.UpBlock1_1.norm1.fused and not official.genA2B.UpBlock1_1.norm1.fused
+    assert fast.disGA.fused_sn and not official.disGA.fused_sn
+
+
+def test_step_frees_gradients(fast_and_official):
+    """Gradients are dropped right after each optimiser step (lower peak memory; the next step zeroes
+    them anyway)."""
+    for m, _ in fast_and_official:
+        assert all(p.grad is None for n in (*G_NAMES, *D_NAMES) for p in getattr(m, n).parameters())
 
 
 def test_one_adam_step_moves_weights_by_about_lr(stepped):

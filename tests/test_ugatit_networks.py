@@ -468,3 +468,110 @@ def test_use_se_and_deconv_forward():
     out, cam, heat = g(torch.rand(2, 3, 32, 32))
     assert out.shape == (2, 3, 32, 32) and heat.shape == (2, 1, 8, 8)
     assert isinstance(g.UpBlock2[0], torch.nn.ConvTranspose2d)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# speed paths: fused ILN/AdaILN and output-scaled spectral norm against the official op sequences
+
+
+def _grads(out: torch.Tensor, inputs: list[torch.Tensor], seed: int = 0) -> list[torch.Tensor]:
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed))
+    return list(torch.autograd.grad(out, inputs, g))
+
+
+@pytest.mark.parametrize("unbiased", [True, False])
+def test_fused_adailn_and_iln_match_official_ops(unbiased):
+    torch.manual_seed(11)
+    x = (torch.randn(2, 8, 12, 10) * 2 + 0.5).requires_grad_()
+    gamma, beta = torch.randn(2, 8, requires_grad=True), torch.randn(2, 8, requires_grad=True)
+    ref, fused = AdaILN(8, unbiased_var=unbiased), AdaILN(8, unbiased_var=unbiased, fused=True)
+    iln_ref, iln_fused = ILN(8, unbiased_var=unbiased), ILN(8, unbiased_var=unbiased, fused=True)
+    with torch.no_grad():
+        for m in (ref, fused, iln_ref, iln_fused):
+            m.rho.copy_(torch.linspace(0, 1, 8).view(1, 8, 1, 1))
+        for m in (iln_ref, iln_fused):
+            m.gamma.copy_(gamma[:1, :, None, None])
+            m.beta.copy_(beta[:1, :, None, None])
+    for a, b, extra in ((ref, fused, [gamma, beta]), (iln_ref, iln_fused, [])):
+        out_a = a(x, gamma, beta) if extra else a(x)
+        out_b = b(x, gamma, beta) if extra else b(x)
+        assert not torch.equal(out_a, out_b)  # a different computation, not the same ops
+        torch.testing.assert_close(out_b, out_a, rtol=1e-5, atol=1e-5)
+        params = [x, b.rho, *extra, *([b.gamma, b.beta] if not extra else [])]
+        params_a = [x, a.rho, *extra, *([a.gamma, a.beta] if not extra else [])]
+        for ga, gb in zip(_grads(out_a, params_a), _grads(out_b, params)):
+            torch.testing.assert_close(gb, ga, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_norm_matches_float64_reference():
+    torch.manual_seed(12)
+    x = torch.randn(2, 3, 5, 4, dtype=torch.float64) * 3 + 1
+    gamma, beta = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    norm = AdaILN(3, fused=True).double()
+    with torch.no_grad():
+        norm.rho.copy_(torch.tensor([0.9, 0.3, 0.0], dtype=torch.float64).view(1, 3, 1, 1))
+    expected = reference_iln(x, [0.9, 0.3, 0.0], gamma, beta)
+    torch.testing.assert_close(norm(x, gamma, beta), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_fused_norm_generator_matches_official_and_is_per_sample():
+    torch.manual_seed(13)
+    g = ResnetGenerator(ngf=4, n_blocks=2, img_size=32, light=1)
+    fused = ResnetGenerator(ngf=4, n_blocks=2, img_size=32, light=1, fused_norm=True)
+    fused.load_state_dict(g.state_dict())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    for a, b in zip(g(x), fused(x)):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    # a batch of two equals the two samples run alone: the norms never mix samples
+    for a, b in zip(fused(x), (torch.cat(t) for t in zip(fused(x[:1]), fused(x[1:])))):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _d_pair(n_layers: int, cam_weight: str = "raw"):
+    torch.manual_seed(14)
+    ref = Discriminator(ndf=4, n_layers=n_layers, cam_weight=cam_weight)
+    fused = Discriminator(ndf=4, n_layers=n_layers, cam_weight=cam_weight, fused_sn=True)
+    fused.load_state_dict(ref.state_dict())
+    return ref, fused
+
+
+def _d_loss(outs) -> torch.Tensor:
+    return sum((o - 1).square().mean() for out in outs for o in out[:2])
+
+
+@pytest.mark.parametrize("n_layers,cam_weight", [(7, "raw"), (5, "raw"), (5, "sn")])
+def test_fused_sn_groups_equal_separate_official_calls(n_layers, cam_weight):
+    """D(cat([real, fake]), sn_groups=2) = official D(real) then D(fake): outputs, grads, u and v."""
+    ref, fused = _d_pair(n_layers, cam_weight)
+    real, fake = torch.rand(1, 3, 96, 96), torch.rand(1, 3, 96, 96)
+    out_real, out_fake = ref(real), ref(fake)
+    _d_loss([out_real, out_fake]).backward()
+    out = fused(torch.cat([real, fake]), sn_groups=2)
+    halves = [[t[:1] for t in out], [t[1:] for t in out]]
+    _d_loss(halves).backward()
+    for a, b in zip([*out_real, *out_fake], [*halves[0], *halves[1]]):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(ref.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+    for (name, a), b in zip(ref.named_buffers(), fused.buffers()):
+        assert torch.equal(a, b), name  # two power iterations, bit for bit
+    assert not torch.equal(out_real[0], halves[0][0])  # float rounding differs: not the same ops
+
+
+def test_fused_sn_frozen_and_eval_calls():
+    ref, fused = _d_pair(5)
+    for d in (ref, fused):
+        d.requires_grad_(False)
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    (grad_ref,) = torch.autograd.grad(_d_loss([ref(x)]), x)
+    (grad_fused,) = torch.autograd.grad(_d_loss([fused(x)]), x)
+    torch.testing.assert_close(grad_fused, grad_ref, rtol=1e-4, atol=1e-7)
+    ref.eval(), fused.eval()
+    u = fused.model[1].weight_u.clone()
+    for a, b in zip(ref(x), fused(x)):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    assert torch.equal(fused.model[1].weight_u, u)  # no power iteration in eval mode
+    with pytest.raises(ValueError, match="sn_groups"):
+        ref(torch.cat([x, x]), sn_groups=2)
+    with pytest.raises(ValueError, match="sn_groups"):
+        fused(torch.cat([x, x, x]), sn_groups=2)

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 from .ugatit_blocks import ResnetAdaILNBlock, ResnetBlock, class_activation, upsampling_layers
 
@@ -53,6 +54,8 @@ class ResnetGenerator(nn.Module):
         use_deconv: up-sample with ``ConvTranspose2d`` (the fork's removed ``--use_deconv``) instead of
             nearest + conv; this changes the ``UpBlock2`` indices.
         unbiased_var: ILN/AdaILN statistics (official True; False = TF/paper biased variance).
+        fused_norm: ILN/AdaILN as one var_mean pass and one scale-shift (``fused_instance_layer_norm``): same
+            maths, float rounding differs; False keeps the official op sequence (bit-identical).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class ResnetGenerator(nn.Module):
         attention_input_legacy: bool = False,
         use_deconv: bool = False,
         unbiased_var: bool = True,
+        fused_norm: bool = False,
     ) -> None:
         super().__init__()
         _check_arch(arch)
@@ -124,16 +128,18 @@ class ResnetGenerator(nn.Module):
         self.beta = nn.Linear(dim, dim, bias=enhanced)
 
         for i in range(n_blocks):
-            block = ResnetAdaILNBlock(dim, use_bias=enhanced, use_se=use_se, unbiased_var=unbiased_var)
+            block = ResnetAdaILNBlock(
+                dim, use_bias=enhanced, use_se=use_se, unbiased_var=unbiased_var, fused_norm=fused_norm
+            )
             setattr(self, f"UpBlock1_{i + 1}", block)
 
-        up = upsampling_layers(ngf, _N_DOWNSAMPLING, enhanced, use_deconv, unbiased_var)
+        up = upsampling_layers(ngf, _N_DOWNSAMPLING, enhanced, use_deconv, unbiased_var, fused_norm)
         final_nc = output_nc
         if attention_gan:
             branch: list[nn.Module] = [
                 ResnetBlock(dim, use_bias=False, affine=enhanced, use_se=use_se) for _ in range(n_blocks)
             ]
-            branch += upsampling_layers(ngf, _N_DOWNSAMPLING, enhanced, use_deconv, unbiased_var)
+            branch += upsampling_layers(ngf, _N_DOWNSAMPLING, enhanced, use_deconv, unbiased_var, fused_norm)
             branch += [
                 nn.Conv2d(ngf, attention_gan, kernel_size=1, stride=1, padding=0, bias=True),
                 nn.Softmax(1),
@@ -210,6 +216,65 @@ def _sn(module: nn.Module, enabled: bool) -> nn.Module:
     return nn.utils.spectral_norm(module) if enabled else module
 
 
+def _sn_hook(module: nn.Module) -> SpectralNorm | None:
+    return next((h for h in module._forward_pre_hooks.values() if isinstance(h, SpectralNorm)), None)
+
+
+def _sn_sigmas(module: nn.Module, hook: SpectralNorm, calls: int) -> list[Tensor]:
+    """σ of ``calls`` consecutive forwards of a legacy spectral-norm module, updating u and v as they would.
+
+    The same operations as ``SpectralNorm.compute_weight``: in training mode each call first runs the power
+    iteration in place on the ``weight_u``/``weight_v`` buffers, then σ = uᵀ·W·v with clones of them (so the
+    buffers end exactly as after ``calls`` separate calls); in eval mode σ comes from the stored vectors.
+    """
+    weight = getattr(module, hook.name + "_orig")
+    mat = hook.reshape_weight_to_matrix(weight)
+    sigmas = []
+    for _ in range(calls):
+        u, v = getattr(module, hook.name + "_u"), getattr(module, hook.name + "_v")
+        if module.training:
+            with torch.no_grad():
+                for _ in range(hook.n_power_iterations):
+                    v = F.normalize(torch.mv(mat.t(), u), dim=0, eps=hook.eps, out=v)
+                    u = F.normalize(torch.mv(mat, v), dim=0, eps=hook.eps, out=u)
+                if hook.n_power_iterations > 0:
+                    u = u.clone(memory_format=torch.contiguous_format)
+                    v = v.clone(memory_format=torch.contiguous_format)
+        sigmas.append(torch.dot(u, torch.mv(mat, v)))
+    return sigmas
+
+
+class _OutputScaledSN:
+    """A legacy spectral-norm layer applied as ``layer(x; W)/σ + b`` instead of ``layer(x; W/σ) + b``.
+
+    Same maths, but no weight-sized W/σ is materialised, kept for backward and differentiated per call (at
+    128 px that division and its backward were most of the discriminators' time and memory: the global D
+    has 53 M weights). ``groups`` > 1 stands for that many consecutive calls on equal chunks of the batch:
+    chunk i is scaled by the σ after i + 1 power iterations, as if each chunk had been its own call. The
+    object mimics the SN module's ``weight`` (per sample, (B, out)), ``weight_orig`` and ``bias``.
+    """
+
+    def __init__(self, layer: nn.Module, hook: SpectralNorm, groups: int, batch: int) -> None:
+        self.layer, self.bias, self.weight_orig = layer, layer.bias, getattr(layer, hook.name + "_orig")
+        sigma = torch.stack(_sn_sigmas(layer, hook, groups))
+        self.sigma = sigma.repeat_interleave(batch // groups) if groups > 1 else sigma
+        self.sigma = self.sigma.view(-1, 1)  # (B or 1, 1)
+
+    @property
+    def weight(self) -> Tensor:
+        """The normalised weight of a Linear (the CAM classifiers' ``fc.weight``), one row per sample."""
+        return self.weight_orig / self.sigma
+
+    def __call__(self, x: Tensor) -> Tensor:
+        layer, sigma = self.layer, self.sigma
+        if isinstance(layer, nn.Conv2d):
+            y = F.conv2d(x, self.weight_orig, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+            y = y / sigma.view(-1, 1, 1, 1)
+            return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+        y = F.linear(x, self.weight_orig) / sigma
+        return y if self.bias is None else y + self.bias
+
+
 class Discriminator(nn.Module):
     """PatchGAN-like critic with a CAM module; returns (logit map, cam_logit (B, 2), heatmap).
 
@@ -225,6 +290,9 @@ class Discriminator(nn.Module):
         cam_attention: scale the features by the CAM classifier weights (fork ``--cam_D_attention`` off: no).
         cam_weight: ``"raw"`` (official): the scaling uses the un-normalised ``weight_orig`` while the logit
             uses the spectral-normalised weight; ``"sn"``: the normalised weight, as the TF code does.
+        fused_sn: apply spectral norm to each layer's output (``conv(x, W)/σ + b``) rather than to its weight
+            (``conv(x, W/σ) + b``, the official hook): same maths and the same u, v updates, float rounding
+            differs; much faster and lighter for the wide layers, and it allows ``sn_groups`` in ``forward``.
     """
 
     def __init__(
@@ -236,6 +304,7 @@ class Discriminator(nn.Module):
         sn: bool = True,
         cam_attention: bool = True,
         cam_weight: Literal["raw", "sn"] = "raw",
+        fused_sn: bool = False,
     ) -> None:
         super().__init__()
         _check_arch(arch)
@@ -245,7 +314,7 @@ class Discriminator(nn.Module):
             raise ValueError(f"unknown cam_weight {cam_weight!r}; valid: raw, sn")
         enhanced = arch == "enhanced"
         self.n_layers, self.arch, self.sn = n_layers, arch, sn
-        self.cam_attention, self.cam_weight = cam_attention, cam_weight
+        self.cam_attention, self.cam_weight, self.fused_sn = cam_attention, cam_weight, fused_sn and sn
 
         def conv(cin: int, cout: int, k: int, s: int) -> list[nn.Module]:
             layer = nn.Conv2d(cin, cout, kernel_size=k, stride=s, padding=0, bias=True)
@@ -296,14 +365,33 @@ class Discriminator(nn.Module):
             weight = fc.weight  # set by the spectral-norm pre-hook during the classifier call
         return weight if fc.bias is None else weight + fc.bias
 
+    def _layer(self, layer: nn.Module, groups: int, batch: int):
+        """``layer`` itself, or with ``fused_sn`` its output-scaled stand-in (power iterations happen here)."""
+        hook = _sn_hook(layer) if self.fused_sn else None
+        return layer if hook is None else _OutputScaledSN(layer, hook, groups, batch)
+
+    def _trunk(self, x: Tensor, groups: int) -> Tensor:
+        if not self.fused_sn:
+            return self.model(x)
+        for layer in self.model:
+            x = self._layer(layer, groups, x.shape[0])(x)
+        return x
+
     def forward(
-        self, input: Tensor, cam_input: Tensor | None = None, mask: Tensor | None = None
+        self,
+        input: Tensor,
+        cam_input: Tensor | None = None,
+        mask: Tensor | None = None,
+        sn_groups: int = 1,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Args:
         input: images (B, C, H, W), H and W >= ``min_input_size`` (96 for the global D).
         cam_input: fork ``--seg_D_cam_inp_mask``: a second trunk pass on this (masked) image feeds the CAM
             logits; the attention scaling still applies to the features of ``input``.
         mask: fork ``--seg_D_cam_fea_mask``: (B, 1, H, W) mask, area-resized, multiplies the CAM-logit features.
+        sn_groups: with ``fused_sn``, the batch is this many equal chunks that each count as one call (one
+            power iteration each, in order): ``D(cat([real, fake]), sn_groups=2)`` gives the numbers of
+            ``D(real)`` followed by ``D(fake)``, in one batched pass.
         """
         h, w = input.shape[-2:]
         if min(h, w) < self.min_input_size:
@@ -311,13 +399,19 @@ class Discriminator(nn.Module):
                 f"U-GAT-IT discriminator with n_layers={self.n_layers} needs inputs of at least "
                 f"{self.min_input_size}x{self.min_input_size} px, got {h}x{w}"
             )
-        x = self.model(input)
-        cam_x = self.model(cam_input) if cam_input is not None else x
+        if sn_groups != 1 and ((self.sn and not self.fused_sn) or input.shape[0] % sn_groups):
+            raise ValueError(
+                f"sn_groups={sn_groups} needs fused_sn=True and a batch divisible by it (batch {input.shape[0]})"
+            )
+        b = input.shape[0]
+        x = self._trunk(input, sn_groups)
+        cam_x = self._trunk(cam_input, sn_groups) if cam_input is not None else x
         if mask is not None:
             cam_x = F.interpolate(mask, size=cam_x.shape[2:], mode="area") * cam_x
         weight_fn = self._cam_weight_of if self.cam_attention else None
-        x, cam_logit = class_activation(x, self.gap_fc, self.gmp_fc, weight_fn, cam_x=cam_x)
+        gap_fc, gmp_fc = self._layer(self.gap_fc, sn_groups, b), self._layer(self.gmp_fc, sn_groups, b)
+        x, cam_logit = class_activation(x, gap_fc, gmp_fc, weight_fn, cam_x=cam_x)
         x = self.leaky_relu(self.conv1x1(x))
         heatmap = torch.sum(x, dim=1, keepdim=True)
-        out = self.conv(self.pad(x))
+        out = self._layer(self.conv, sn_groups, b)(self.pad(x))
         return out, cam_logit, heatmap

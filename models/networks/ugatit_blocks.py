@@ -106,19 +106,25 @@ class ResnetAdaILNBlock(nn.Module):
         use_bias: conv bias (official False, fork True).
         use_se: scSE on the residual branch before the addition, as ``se`` (fork).
         unbiased_var: AdaILN statistics, see ``adaptive_norms``.
+        fused_norm: AdaILN through ``fused_instance_layer_norm``.
     """
 
     def __init__(
-        self, dim: int, use_bias: bool = False, use_se: bool = False, unbiased_var: bool = True
+        self,
+        dim: int,
+        use_bias: bool = False,
+        use_se: bool = False,
+        unbiased_var: bool = True,
+        fused_norm: bool = False,
     ) -> None:
         super().__init__()
         self.pad1 = nn.ReflectionPad2d(1)
         self.conv1 = nn.Conv2d(dim, dim, kernel_size=3, stride=1, padding=0, bias=use_bias)
-        self.norm1 = AdaILN(dim, unbiased_var=unbiased_var)
+        self.norm1 = AdaILN(dim, unbiased_var=unbiased_var, fused=fused_norm)
         self.relu1 = nn.ReLU(True)
         self.pad2 = nn.ReflectionPad2d(1)
         self.conv2 = nn.Conv2d(dim, dim, kernel_size=3, stride=1, padding=0, bias=use_bias)
-        self.norm2 = AdaILN(dim, unbiased_var=unbiased_var)
+        self.norm2 = AdaILN(dim, unbiased_var=unbiased_var, fused=fused_norm)
         self.se = ChannelSpatialSELayer(dim) if use_se else None
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
@@ -130,7 +136,12 @@ class ResnetAdaILNBlock(nn.Module):
 
 
 def upsampling_layers(
-    ngf: int, n_downsampling: int, use_bias: bool, use_deconv: bool, unbiased_var: bool
+    ngf: int,
+    n_downsampling: int,
+    use_bias: bool,
+    use_deconv: bool,
+    unbiased_var: bool,
+    fused_norm: bool = False,
 ) -> list[nn.Module]:
     """The decoder's ×2 steps from ``ngf·2^n`` down to ``ngf`` channels, each followed by ILN and ReLU.
 
@@ -154,7 +165,7 @@ def upsampling_layers(
                 nn.ReflectionPad2d(1),
                 nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=0, bias=use_bias),
             ]
-        layers += [ILN(out_ch, unbiased_var=unbiased_var), nn.ReLU(True)]
+        layers += [ILN(out_ch, unbiased_var=unbiased_var, fused=fused_norm), nn.ReLU(True)]
     return layers
 
 
