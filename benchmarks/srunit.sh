@@ -10,6 +10,12 @@ common=(--model srunit --gpu_ids -1 --load_size 128 --crop_size 128)
 python -m benchmarks.benchmark --threads 1 --iters 6 --warmup 2 -- "${common[@]}" --inact_epochs 0 "$@"
 python -m benchmarks.benchmark --threads 1 --iters 6 --warmup 2 -- "${common[@]}" "$@"
 python -m benchmarks.benchmark --threads 1 --iters 6 --warmup 2 -- "${common[@]}" --inact_freeze_G "$@"
+# 5) with CUT_OFFICIAL and SRUNIT_OFFICIAL (checkouts of the CUT and SRUNIT repos): the active step side by
+#    side with the official one in one process, peak memory of each alone.
+if [[ -n "${CUT_OFFICIAL:-}" && -n "${SRUNIT_OFFICIAL:-}" ]]; then
+    python -m benchmarks.compare_official_cut --official "$CUT_OFFICIAL" --srunit_official "$SRUNIT_OFFICIAL" \
+        --mode srunit --iters 6 --memory
+fi
 if [[ " $* " == *" --gpu_ids 0"* ]]; then
     python -m benchmarks.benchmark --iters 6 --warmup 2 -- --model srunit --inact_epochs 0 "$@"
 fi

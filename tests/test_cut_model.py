@@ -327,3 +327,28 @@ def test_reused_nce_keys_match_recomputed_ones_with_fewer_encoder_passes(train_a
     assert all(torch.equal(loss_r[k], loss_o[k]) for k in ("G", "NCE")) and all(
         torch.equal(grad_r[k], grad_o[k]) for k in grad_o
     )
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-reuse_nce_keys"]])
+def test_key_branch_builds_no_graph(train_args, extra):
+    """PatchNCE detaches the keys, so their encode and F embedding run without autograd (saves memory)."""
+    model = make_model(train_args, *extra)
+    grad_mode = []
+    for name in ("encode", "forward"):
+        net = model.netF if name == "forward" else model.netG
+        original = getattr(net, name)
+
+        def recorded(*args, _original=original, _name=name, **kwargs):
+            grad_mode.append((_name, torch.is_grad_enabled()))
+            return _original(*args, **kwargs)
+
+        setattr(net, name, recorded)
+    model.set_input(batch())
+    model.forward()
+    loss = model.compute_G_loss()
+    keys = [("encode", False)] if extra else []
+    # Per NCE term: query encode (graph), [key encode,] F on keys (no graph), F on queries (graph).
+    per_term = [("encode", True), *keys, ("forward", False), ("forward", True)]
+    assert grad_mode == [("encode", True)] * (not extra) + per_term * 2
+    loss.backward()
+    assert all(p.grad is not None for p in model.netF.parameters())

@@ -1,0 +1,301 @@
+"""Side-by-side speed (and peak memory) of the official CUT / FastCUT / SRUNIT step and ours, in one process.
+
+    python -m benchmarks.compare_official_cut --official CUT_PATH [--srunit_official SRUNIT_PATH]
+        [--mode cut|fastcut|srunit] [--crop_size 128 --iters 6 --memory] [-- OUR_TRAIN_OPTIONS...]
+
+``CUT_PATH`` is an extracted checkout of taesungp/contrastive-unpaired-translation, ``SRUNIT_PATH`` one of
+SeanJia/SRUNIT (needed for ``--mode srunit``). Nothing of them is vendored: their ``models`` packages are
+imported at run time under other names (see ``compare_official_cyclegan``). Everything after ``--`` is
+passed to our option parser (e.g. ``-- --no-reuse_nce_keys`` times our official-order path).
+
+The official F creates its MLPs at its first call, inside the official ``data_dependent_initialize``
+(forward, D and G backward, no step). That runs first, on the benchmark batch; then the official G, D and F
+state_dicts are loaded into ours with ``strict=True``, so both start from the same weights (the official
+step zeroes the gradients the init leaves). SRUNIT runs with the SR loss active (epoch 1 > inact_epochs 0)
+and ours with ``--sr_noise_mode fixed`` (the official perturbation; the sampled mode costs the same).
+Steps are timed alternately (official, ours, ours, official, ...); prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks.benchmark import peak_memory_mb  # noqa: E402
+from benchmarks.compare_official_cyclegan import (  # noqa: E402
+    SHARED_PACKAGES,
+    _split_modules,
+    current_rss_mb,
+    make_batch,
+    summary,
+    timed_step,
+)
+
+MODES = ("cut", "fastcut", "srunit")
+
+
+def load_official_class(path: str, module: str, cls: str, prefix: str):
+    """Import ``module.cls`` from the checkout at ``path``, keeping our own packages in ``sys.modules``."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(os.path.join(path, *module.split(".")) + ".py"):
+        raise FileNotFoundError(f"{path} has no {module.replace('.', '/')}.py")
+    ours = _split_modules(SHARED_PACKAGES)
+    sys.path.insert(0, path)
+    try:
+        found = getattr(importlib.import_module(module), cls)
+    finally:
+        sys.path.remove(path)
+        official = _split_modules(SHARED_PACKAGES)
+        sys.modules.update({f"{prefix}.{n}": m for n, m in official.items()})
+        sys.modules.update(ours)
+    return found
+
+
+def official_class(cfg: argparse.Namespace):
+    if cfg.mode == "srunit":
+        return load_official_class(
+            cfg.srunit_official, "models.srunit_model", "SRUNITModel", "_official_srunit"
+        )
+    return load_official_class(cfg.official, "models.cut_model", "CUTModel", "_official_cut")
+
+
+def official_options(cfg: argparse.Namespace, device: torch.device) -> SimpleNamespace:
+    """The attributes the official CUT / SRUNIT constructors and steps read (their parser defaults)."""
+    fast = cfg.mode == "fastcut"
+    return SimpleNamespace(
+        isTrain=True,
+        gpu_ids=[device.index or 0] if device.type == "cuda" else [],
+        checkpoints_dir=os.devnull,
+        name="compare",
+        preprocess="resize_and_crop",
+        direction="AtoB",
+        input_nc=3,
+        output_nc=3,
+        ngf=64,
+        ndf=64,
+        netG="resnet_9blocks",
+        netD="basic",
+        n_layers_D=3,
+        normG="instance",
+        normD="instance",
+        no_dropout=True,
+        init_type="xavier",
+        init_gain=0.02,
+        no_antialias=False,
+        no_antialias_up=False,
+        gan_mode="lsgan",
+        lr=0.0002,
+        beta1=0.5,
+        beta2=0.999,
+        batch_size=cfg.batch_size,
+        CUT_mode="FastCUT" if fast else "CUT",
+        lambda_GAN=1.0,
+        lambda_NCE=10.0 if fast else 1.0,
+        nce_idt=not fast,
+        flip_equivariance=fast,
+        nce_layers="0,4,8,12,16",
+        nce_includes_all_negatives_from_minibatch=False,
+        netF="mlp_sample",
+        netF_nc=256,
+        nce_T=0.07,
+        num_patches=256,
+        # SRUNIT only (ignored by CUT): SR loss active from epoch 1.
+        reg_type="v2",
+        reg=0.001,
+        reg_noise=0.001,
+        reg_layers="0,1,2,3,4",
+        inact_epochs=0,
+        D_noise=0.0,
+        verbose=False,
+    )
+
+
+def our_options(cfg: argparse.Namespace, device: torch.device):
+    from options import TrainOptions
+
+    args = ["--model", "srunit" if cfg.mode == "srunit" else "cut", "--dataroot", os.devnull]
+    args += ["--gpu_ids", str(device.index or 0) if device.type == "cuda" else "-1"]
+    args += ["--crop_size", str(cfg.crop_size), "--load_size", str(cfg.crop_size)]
+    args += ["--batch_size", str(cfg.batch_size)]
+    if cfg.mode == "fastcut":
+        args += ["--CUT_mode", "FastCUT"]
+    if cfg.mode == "srunit":
+        args += ["--inact_epochs", "0", "--sr_noise_mode", "fixed"]
+    return TrainOptions().parse(args + cfg.ours, save=False)
+
+
+class OfficialStep:
+    """The official model behind our timing interface (SRUNIT's step takes the epoch)."""
+
+    def __init__(self, model, srunit: bool) -> None:
+        self.model, self.srunit = model, srunit
+
+    def optimize_parameters(self) -> None:
+        if self.srunit:
+            self.model.optimize_parameters(1)
+        else:
+            self.model.optimize_parameters()
+
+
+def build_official(cfg: argparse.Namespace, device: torch.device, batch: dict, cls=None):
+    model = (cls or official_class(cfg))(official_options(cfg, device))
+    for name in ("netG", "netF", "netD"):
+        getattr(model, name).to(device)
+    model.data_dependent_initialize(batch)  # creates F's MLPs (official: lazily, at the first call)
+    model.set_input(batch)
+    return model
+
+
+def build_ours(cfg: argparse.Namespace, device: torch.device, batch: dict, opt=None):
+    import models
+    from util.runtime import Runtime
+
+    model = models.create_model(opt if opt is not None else our_options(cfg, device)).to(device)
+    model.runtime = Runtime(device)
+    model.set_input(batch)
+    return model
+
+
+def copy_weights(official, ours) -> None:
+    for name in ("netG", "netF", "netD"):
+        getattr(ours, name).load_state_dict(getattr(official, name).state_dict(), strict=True)
+
+
+def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
+    batch = make_batch(cfg, device)
+    official = build_official(cfg, device, batch)
+    ours = build_ours(cfg, device, batch)
+    copy_weights(official, ours)
+    torch.backends.cudnn.benchmark = cfg.cudnn_benchmark  # the official BaseModel sets it process-wide
+    sides = {"official": OfficialStep(official, cfg.mode == "srunit"), "ours": ours}
+    wall: dict[str, list[float]] = {"official": [], "ours": []}
+    cpu: dict[str, list[float]] = {"official": [], "ours": []}
+    for i in range(cfg.warmup + cfg.iters):
+        # Alternate which one goes first, so neither always runs right after the other's allocations.
+        for name in ("official", "ours") if i % 2 == 0 else ("ours", "official"):
+            t_wall, t_cpu = timed_step(sides[name], device)
+            if i >= cfg.warmup:
+                wall[name].append(t_wall)
+                cpu[name].append(t_cpu)
+    result = {n: {"s_per_iter_wall": summary(wall[n]), "s_per_iter_cpu": summary(cpu[n])} for n in wall}
+
+    def paired(times: dict[str, list[float]]) -> float:
+        return round(statistics.median(u / o for u, o in zip(times["ours"], times["official"])), 3)
+
+    result["ratio_ours_over_official"] = {
+        "wall_paired_median": paired(wall),
+        "cpu_paired_median": paired(cpu),
+        "wall_of_medians": round(statistics.median(wall["ours"]) / statistics.median(wall["official"]), 3),
+        "cpu_of_medians": round(statistics.median(cpu["ours"]) / statistics.median(cpu["official"]), 3),
+    }
+    return result
+
+
+def memory_alone(which: str, cfg: argparse.Namespace, device: torch.device) -> dict:
+    """Build and step one implementation only (in its own subprocess); both codebases are imported first,
+    so ``peak_minus_imports_mb`` is what the networks, optimisers and steps cost."""
+    cls = official_class(cfg)
+    opt = our_options(cfg, device)
+    rss_imports = current_rss_mb()
+    batch = make_batch(cfg, device)
+    if which == "official":
+        model = OfficialStep(build_official(cfg, device, batch, cls), cfg.mode == "srunit")
+    else:
+        model = build_ours(cfg, device, batch, opt)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = [timed_step(model, device)[0] for _ in range(cfg.warmup + cfg.mem_iters)]
+    peak = peak_memory_mb(device)
+    return {
+        "peak_memory_mb": round(peak, 1),
+        "rss_after_imports_mb": round(rss_imports, 1),
+        "peak_minus_imports_mb": round(peak - rss_imports, 1) if device.type == "cpu" else None,
+        "s_per_iter_median": round(statistics.median(times), 4),
+    }
+
+
+def memory_in_subprocess(which: str, argv: list[str]) -> dict:
+    """``argv``: this script's own options; ``--`` and our train options, if any, go last."""
+    cmd = [sys.executable, "-m", "benchmarks.compare_official_cut", "--only", which, *argv]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    own, ours = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--official", required=True, help="extracted taesungp/contrastive-unpaired-translation")
+    p.add_argument("--srunit_official", default="", help="extracted SeanJia/SRUNIT (for --mode srunit)")
+    p.add_argument("--mode", default="cut", choices=MODES)
+    p.add_argument("--crop_size", type=int, default=128)
+    p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--iters", type=int, default=6, help="timed iterations per implementation")
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per implementation first")
+    p.add_argument("--mem_iters", type=int, default=2, help="steps of each memory-only subprocess")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument(
+        "--cudnn_benchmark",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the official BaseModel turns it on process-wide; both run with this value",
+    )
+    p.add_argument("--memory", action="store_true", help="also peak memory of each, in separate processes")
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the draws and the input batch")
+    p.add_argument("--only", choices=["official", "ours"], help=argparse.SUPPRESS)
+    args = p.parse_args(own)
+    args.ours = ours
+    if args.mode == "srunit" and not args.srunit_official:
+        p.error("--mode srunit needs --srunit_official PATH")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = parse_args(argv)
+    cfg.official = os.path.abspath(cfg.official)  # the memory subprocesses run from the repository root
+    cfg.srunit_official = os.path.abspath(cfg.srunit_official) if cfg.srunit_official else ""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    # The official code draws flips and patch ids from NumPy's global RNG.
+    import numpy as np
+
+    np.random.seed(cfg.seed)
+    device = torch.device(cfg.device)
+    if cfg.only:
+        with contextlib.redirect_stdout(sys.stderr):  # the official constructors print
+            print(json.dumps(memory_alone(cfg.only, cfg, device)), file=sys.__stdout__)
+        return 0
+    with contextlib.redirect_stdout(sys.stderr):
+        speed = compare_speed(cfg, device)
+    result = {
+        "config": {k: getattr(cfg, k) for k in ("mode", "crop_size", "batch_size", "iters", "warmup")}
+        | {"ours_extra": " ".join(cfg.ours), "threads": torch.get_num_threads(), "device": str(device)}
+        | {"torch": torch.__version__},
+        **speed,
+    }
+    if cfg.memory:
+        own = argv[: argv.index("--")] if "--" in argv else argv
+        child = [a for a in own if a != "--memory"]
+        child += ["--official", cfg.official, "--srunit_official", cfg.srunit_official, "--", *cfg.ours]
+        result["memory_alone"] = {which: memory_in_subprocess(which, child) for which in ("official", "ours")}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
