@@ -20,12 +20,16 @@ Deliberate deviations (listed in the model's docs): reference encoders and disti
 DataParallel only, so CPU ``liss`` runs were ``sequential``); ``additional`` follows the README (official:
 broken); checkpoints also hold the gray discriminators, the reference encoders and the schedule, so a resumed
 run continues in its stage; stale losses are not logged.
+
+Speed (same maths, other rounding; each with a flag back to the official computation): the unrotated rotation
+view reuses the image's encoding, gray images enter the encoder as one luma channel, unread encodings and
+parts weighted 0 are skipped (``--liss_reuse_encodings``); jigsaw and gray are backpropagated as soon as
+computed, which lowers peak memory (``--liss_split_backward``); RAdam runs its foreach implementation.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
+import functools
 import math
 import os
 from collections import OrderedDict
@@ -34,21 +38,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.liss_dataset import LiSSDataset
 from models.base_model import BaseModel
 from models.cycle_gan_model import CycleGANModel
-from models.liss_training import (
-    SCHEDULES,
-    THRESHOLD_KIND,
-    LegacyRAdam,
-    TaskSchedule,
-    TranslationLinearDecay,
-    task_metrics,
-)
+from models.liss_options import LAMBDA_KEY, add_options, check_options
+from models.liss_training import THRESHOLD_KIND, LegacyRAdam, ScheduleMixin, TaskSchedule
 from models.losses import GANLoss
 from models.networks import init_weights
 from models.networks.liss import (
-    JIGSAW_SIZE,
     LiSSGenerator,
     RotationalNLayerDiscriminator,
     classifier_map_size,
@@ -57,62 +53,6 @@ from models.networks.liss import (
 )
 from util.checkpoint import load_file
 from util.image_pool import ImagePool
-from util.trainer import crossed
-
-LAMBDA_KEY = {"rotation": "lambda_R", "jigsaw": "lambda_J", "depth": "lambda_D", "gray": "lambda_G"}
-BOOL = argparse.BooleanOptionalAction
-
-
-def _opt(*flags: str, **kwargs) -> tuple[tuple[str, ...], dict]:
-    return flags, kwargs
-
-
-# Official names and defaults (vict0rsch/LiSS options/train_options.py and LiSSModel); cycle/identity weights
-# share CycleGAN's attribute names, with the official spellings as aliases.
-COMMON_OPTIONS = [
-    _opt(
-        "--auxiliary_tasks",
-        default="rotation, gray, depth, jigsaw",
-        help="comma list of rotation, jigsaw, depth, gray (they always run in that order)",
-    ),
-    _opt(
-        "--liss_fix_head_norm",
-        action=BOOL,
-        default=False,
-        help="heads' last norm for its real 128 channels (official: 256); needed by --norm batch",
-    ),
-]
-TEST_OPTIONS = [
-    _opt("--liss_panels", default="", help="comma list of depth, gray: also save these heads' outputs")
-]
-TRAIN_OPTIONS = [
-    _opt("--lambda_A", "--lambda_CA", dest="lambda_A", type=float, default=10.0, help="cycle A->B->A weight"),
-    _opt("--lambda_B", "--lambda_CB", dest="lambda_B", type=float, default=10.0, help="cycle B->A->B weight"),
-    _opt("--lambda_identity", "--lambda_I", dest="lambda_identity", type=float, default=0.5,
-         help="identity weight, relative to lambda_A/lambda_B"),
-    _opt("--lambda_DA", type=float, default=1.0, help="weight of G_A's adversarial loss"),
-    _opt("--lambda_DB", type=float, default=1.0, help="weight of G_B's adversarial loss"),
-    *[_opt(f"--{LAMBDA_KEY[t]}", type=float, default=1.0, help=f"{t} task weight") for t in LAMBDA_KEY],
-    _opt("--lambda_DR", type=float, default=1.0, help="G-side discriminator-rotation weight (--D_rotation)"),
-    _opt("--lambda_distillation", type=float, default=5.0, help="L1 to the reference encoders' features"),
-    _opt("--task_schedule", default="parallel", choices=SCHEDULES),
-    _opt("--rotation_acc_threshold", type=float, default=0.2, help="test accuracy above which rotation passes"),
-    _opt("--jigsaw_acc_threshold", type=float, default=0.2, help="test accuracy above which jigsaw is done"),
-    _opt("--depth_loss_threshold", type=float, default=0.5, help="test loss below which depth is done"),
-    _opt("--gray_loss_threshold", type=float, default=0.5, help="test loss below which gray is done"),
-    _opt("--i_loss_threshold", type=float, default=0.5, help="unused (kept for official command lines)"),
-    *[_opt(f"--lr_{t}", type=float, default=0.0, help=f"lr of the {t} heads (0: --lr)") for t in LAMBDA_KEY],
-    _opt("--encoder_merge_ratio", type=float, default=1.0, help="a in ref = a * encoder + (1 - a) * ref"),
-    _opt("--D_rotation", action=BOOL, default=False, help="SSGAN rotation heads in the discriminators"),
-    _opt("--repr_mode", default="freeze", choices=["freeze", "flow", "distillation"],
-         help="representational schedules: what the encoders do once translation starts"),
-    _opt("--jigsaw_size", type=int, default=JIGSAW_SIZE, help="side of the jigsaw window (3x3 tiles)"),
-    _opt("--liss_legacy_optim", action=BOOL, default=False,
-         help="torch_optimizer RAdam: shared step-size cache, --lr_rotation/--lr_jigsaw ignored"),
-    _opt("--liss_idt_own_encoder", action=BOOL, default=False,
-         help="identity G_A(B) as CycleGAN (official: G_A's decoder on G_B's encoding)"),
-    _opt("--liss_val_phase", default="test", help="split the schedule is validated on (official: test)"),
-]  # fmt: skip
 
 
 def depth_panel(depth: torch.Tensor) -> torch.Tensor:
@@ -122,45 +62,16 @@ def depth_panel(depth: torch.Tensor) -> torch.Tensor:
     return ((depth - lo) / (hi - lo).clamp_min(1e-12) * 2 - 1).repeat(1, 3, 1, 1)
 
 
-class LiSSModel(CycleGANModel):
+class LiSSModel(ScheduleMixin, CycleGANModel):
     directions = ("AtoB", "BtoA")
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        # The official loader draws a flip and never applies it (known official bug 5): no flips by default. --netG and
-        # --netD are not read: the generator is always LiSS's and every D a RotationalNLayerDiscriminator.
-        parser.set_defaults(no_dropout=True, no_flip=True)
-        for flags, kwargs in COMMON_OPTIONS + (TRAIN_OPTIONS if is_train else TEST_OPTIONS):
-            parser.add_argument(*flags, **kwargs)
-        if is_train:
-            parser.set_defaults(dataset_mode="liss")
-        return parser
+        return add_options(parser, is_train)
 
     @classmethod
     def validate_options(cls, opt, parser):
-        try:
-            tasks = parse_tasks(opt.auxiliary_tasks)
-        except ValueError as exc:
-            parser.error(f"--auxiliary_tasks: {exc}")
-        if opt.input_nc != 3 or opt.output_nc != 3:
-            parser.error("--model liss needs RGB images (--input_nc 3 --output_nc 3)")
-        if opt.norm == "batch" and not opt.liss_fix_head_norm:
-            parser.error("--norm batch needs --liss_fix_head_norm (official heads norm 128 channels as 256)")
-        if not opt.isTrain:
-            return
-        if opt.lr_policy != "linear":
-            parser.error("--model liss decays the lr itself once translation runs: keep --lr_policy linear")
-        if "jigsaw" in tasks and (opt.jigsaw_size % 3 or opt.jigsaw_size > opt.crop_size):
-            parser.error("--jigsaw_size must be a multiple of 3 and at most --crop_size")
-        crops = {"rotation": opt.crop_size, "jigsaw": opt.jigsaw_size}
-        sizes = {t: classifier_map_size(crops[t]) for t in tasks if t in crops}
-        if len(set(sizes.values())) > 1 or any(s < 2 for s in sizes.values()):
-            hint = "e.g. --crop_size 256 --jigsaw_size 222 (official) or --crop_size 96 --jigsaw_size 84"
-            parser.error(f"the rotation/jigsaw heads need one map size >= 2, got {sizes}: use {hint}")
-        if ("rotation" in tasks or opt.D_rotation) and "crop" not in opt.preprocess:
-            parser.error("the rotation task needs square crops: use a --preprocess with crop")
-        if opt.D_rotation and ("rotation" not in tasks or patch_map_size(opt.crop_size, opt.n_layers_D) < 2):
-            parser.error("--D_rotation needs the rotation task and --crop_size >= 32")
+        check_options(opt, parser)
 
     def __init__(self, opt):
         BaseModel.__init__(self, opt)  # not CycleGANModel's: it would build ResNet generators
@@ -197,7 +108,9 @@ class LiSSModel(CycleGANModel):
         self.schedule = TaskSchedule(opt.task_schedule, self.tasks, thresholds)
         self.ref_encoder_A = self.ref_encoder_B = None
         self.n_validations, self.val_metrics, self._val_loader = 0, {}, None
-        optim = LegacyRAdam if opt.liss_legacy_optim else torch.optim.RAdam
+        # foreach: torch's default on CUDA only. On CPU the per-tensor loop (like torch_optimizer's) takes ~0.5 s
+        # per G step at full width on one thread, foreach ~0.15 s; same updates up to rounding.
+        optim = LegacyRAdam if opt.liss_legacy_optim else functools.partial(torch.optim.RAdam, foreach=True)
         betas = (opt.beta1, opt.beta2)
         self.optimizers["G"] = optim(self._g_param_groups(), lr=opt.lr, betas=betas, eps=1e-8)
         d_params = [p for name in d_names for p in getattr(self, name).parameters()]
@@ -224,53 +137,6 @@ class LiSSModel(CycleGANModel):
     def discriminators(self) -> list[nn.Module]:
         return [getattr(self, n) for n in self.model_names if n.startswith("netD")]
 
-    # ------------------------------------------------------------------ schedule
-    def _apply_freezing(self) -> None:
-        """requires_grad as the schedule stage says (also re-applied after a resume)."""
-        kind, frozen = self.schedule.kind, self.schedule.repr_is_frozen
-        decoders = [self.netG_A.decoder, self.netG_B.decoder]
-        if kind == "representational-traduction" and not frozen:
-            self.set_requires_grad(decoders, False)
-        if kind.startswith("representational") and frozen:
-            encoders = [self.netG_A.encoder, self.netG_B.encoder] if self.opt.repr_mode == "freeze" else []
-            heads = [getattr(g, t) for g in (self.netG_A, self.netG_B) for t in self.tasks]
-            self.set_requires_grad(encoders + heads, False)
-            self.set_requires_grad(decoders, True)
-
-    def update_ref_encoder(self) -> None:
-        """ref <- copy of the encoder the first time, then a * encoder + (1 - a) * ref (state_dict-wise)."""
-        a = self.opt.encoder_merge_ratio
-        for X in "AB":
-            encoder, ref = getattr(self, f"netG_{X}").encoder, getattr(self, f"ref_encoder_{X}")
-            if ref is None:
-                ref = copy.deepcopy(encoder)
-            else:
-                old = ref.state_dict()
-                ref.load_state_dict({k: a * v + (1 - a) * old[k] for k, v in encoder.state_dict().items()})
-            self.set_requires_grad(ref, False)
-            setattr(self, f"ref_encoder_{X}", ref)
-
-    def on_validation(self, metrics: dict[str, float]) -> None:
-        event = self.schedule.update(metrics)
-        if event is not None:
-            stage = ", ".join(k for k, v in self.schedule.on.items() if v)
-            print(
-                f"LiSS {self.schedule.kind} schedule: {event} after step {self.global_step + 1}; on: {stage}"
-            )
-        if event == "switch" and self.schedule.kind == "liss":
-            self.update_ref_encoder()
-        if event == "handover":
-            self._apply_freezing()
-            if self.opt.repr_mode == "distillation":
-                self.update_ref_encoder()
-
-    def on_step_end(self) -> None:
-        """Validate after the first iteration and every --display_freq images (official cadence)."""
-        step = self.global_step + 1
-        if step == 1 or crossed(step, self.opt.batch_size, self.opt.display_freq):
-            self.val_metrics = self.validate()
-            self.on_validation(self.val_metrics)
-
     # ------------------------------------------------------------------ training
     def set_input(self, batch: dict) -> None:
         super().set_input(batch)
@@ -283,10 +149,23 @@ class LiSSModel(CycleGANModel):
                 setattr(self, f"rotation_{X}", views.reshape(-1, 3, *views.shape[-2:]))
                 setattr(self, f"rotation_target_{X}", batch[f"{X}_rotation_target"].reshape(-1))
 
+    def active_parts(self) -> dict[str, bool]:
+        """The schedule's parts; with --liss_reuse_encodings less those weighted 0 (zero gradients anyway)."""
+        if not self.opt.liss_reuse_encodings:
+            return self.schedule.on
+        weight = {t: getattr(self.opt, LAMBDA_KEY[t]) for t in self.tasks} | {
+            "identity": self.opt.lambda_identity
+        }
+        return {k: on and weight.get(k, 1.0) != 0 for k, on in self.schedule.on.items()}
+
     def forward(self, on: dict[str, bool] | None = None) -> None:
-        on = self.schedule.on if on is None else on
+        on = self.active_parts() if on is None else on
         G_A, G_B = self.netG_A, self.netG_B
-        self.z_A, self.z_B = G_A.encoder(self.real_A), G_B.encoder(self.real_B)
+        reuse = self.opt.liss_reuse_encodings
+        # Official: both images are always encoded, even in stages where nothing reads the encodings.
+        readers = ("identity", "translation", "depth") + (("rotation",) if reuse else ())
+        if not reuse or self.ref_encoder_A is not None or any(on.get(k) for k in readers):
+            self.z_A, self.z_B = G_A.encoder(self.real_A), G_B.encoder(self.real_B)
         if self.ref_encoder_A is not None:
             with torch.no_grad():
                 self.z_ref_A, self.z_ref_B = self.ref_encoder_A(self.real_A), self.ref_encoder_B(self.real_B)
@@ -301,9 +180,28 @@ class LiSSModel(CycleGANModel):
             self.rec_B = G_A(self.fake_A)
         for task in (t for t in self.tasks if on.get(t)):
             for X, G in (("A", G_A), ("B", G_B)):
-                # depth reads the image's own encoding; the other tasks encode their own inputs.
-                z = getattr(self, f"z_{X}") if task == "depth" else G.encoder(getattr(self, f"{task}_{X}"))
-                setattr(self, f"{task}_pred_{X}", getattr(G, task)(z))
+                setattr(self, f"{task}_pred_{X}", self.task_forward(task, X, G, reuse))
+
+    def task_forward(self, task: str, X: str, G: LiSSGenerator, reuse: bool) -> torch.Tensor:
+        """Head ``task`` of G on its input's encoding (depth: the image's own, official).
+
+        ``reuse`` (--liss_reuse_encodings) computes less for the same values: each image's unrotated view,
+        which the dataset makes equal to the image, takes the image's encoding instead of a second pass (the
+        official encodes all four views), and gray images, one luma channel repeated, go through
+        ``encode_luma``. Both are checked on the batch; other inputs take the official path.
+        """
+        head, z = getattr(G, task), getattr(self, f"z_{X}", None)
+        if task == "depth":
+            return head(z)
+        x = getattr(self, f"{task}_{X}")
+        if reuse and task == "gray" and torch.equal(x[:, :1].expand_as(x), x):
+            return head(G.encoder.encode_luma(x[:, :1]))
+        if reuse and task == "rotation":
+            first = getattr(self, f"rotation_target_{X}") == 0
+            if torch.equal(x[first], getattr(self, f"real_{X}")):
+                order = torch.cat([first.nonzero(), (~first).nonzero()]).squeeze(1)
+                return head(torch.cat([z, G.encoder(x[~first])]))[order.argsort()]
+        return head(G.encoder(x))
 
     def task_loss(self, task: str, X: str) -> torch.Tensor:
         pred = getattr(self, f"{task}_pred_{X}")
@@ -314,14 +212,25 @@ class LiSSModel(CycleGANModel):
             return 0.1 * adv + 0.9 * F.l1_loss(pred, getattr(self, f"real_{X}"))
         return F.cross_entropy(pred, getattr(self, f"{task}_target_{X}"))
 
-    def backward_G(self) -> torch.Tensor:
-        """Sum in the official order: depth, rotation, jigsaw, identity, gray, translation, distillation."""
-        opt, on = self.opt, self.schedule.on
+    def task_part(self, task: str) -> torch.Tensor:
+        """lambda * (loss_B + loss_A) of one task (official order), logging both domains' losses."""
+        loss_A, loss_B = self.task_loss(task, "A"), self.task_loss(task, "B")
+        setattr(self, f"loss_G_A_{task}", loss_A)
+        setattr(self, f"loss_G_B_{task}", loss_B)
+        return getattr(self.opt, LAMBDA_KEY[task]) * (loss_B + loss_A)
+
+    def backward_G(self, skip: tuple[str, ...] = ()) -> torch.Tensor:
+        """Sum in the official order: depth, rotation, jigsaw, identity, gray, translation, distillation.
+
+        ``skip``: tasks already backpropagated (``--liss_split_backward``); they count in the logged loss_G only.
+        """
+        opt, on = self.opt, self.active_parts()
         for name in self.loss_names:
-            setattr(self, f"loss_{name}", None)  # parts off in this stage are not logged
+            if not name.endswith(skip):
+                setattr(self, f"loss_{name}", None)  # parts off in this stage are not logged
         total = 0
         for part in ("depth", "rotation", "jigsaw", "identity", "gray", "translation"):
-            if not on.get(part):
+            if not on.get(part) or part in skip:
                 continue
             if part == "identity" and opt.lambda_identity > 0:
                 self.loss_idt_A = F.l1_loss(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
@@ -330,15 +239,16 @@ class LiSSModel(CycleGANModel):
             elif part == "translation":
                 total = total + self.translation_loss()
             elif part in self.tasks:
-                loss_A, loss_B = self.task_loss(part, "A"), self.task_loss(part, "B")
-                setattr(self, f"loss_G_A_{part}", loss_A)
-                setattr(self, f"loss_G_B_{part}", loss_B)
-                total = total + getattr(opt, LAMBDA_KEY[part]) * (loss_B + loss_A)
+                total = total + self.task_part(part)
         if self.ref_encoder_A is not None:
             self.loss_G_distillation_A = F.l1_loss(self.z_A, self.z_ref_A) * opt.lambda_distillation
             self.loss_G_distillation_B = F.l1_loss(self.z_B, self.z_ref_B) * opt.lambda_distillation
             total = total + (self.loss_G_distillation_A + self.loss_G_distillation_B)
-        self.loss_G = total
+        done = [
+            getattr(opt, LAMBDA_KEY[t]) * (getattr(self, f"loss_G_B_{t}") + getattr(self, f"loss_G_A_{t}"))
+            for t in skip
+        ]
+        self.loss_G = total + sum(done).detach() if skip else total
         return total
 
     def translation_loss(self) -> torch.Tensor:
@@ -394,7 +304,7 @@ class LiSSModel(CycleGANModel):
         return self.rotation_ce(getattr(self, f"netD_{X}"), torch.cat(views).detach(), torch.cat(targets))
 
     def optimize_D(self) -> None:
-        on, schedule, trained = self.schedule.on, self.schedule, False
+        on, schedule, trained = self.active_parts(), self.schedule, False
         self.zero_grad("D")
         waiting = schedule.kind == "representational-traduction" and not schedule.repr_is_frozen
         if on["translation"] and not waiting:
@@ -421,80 +331,24 @@ class LiSSModel(CycleGANModel):
             self.step("D")
 
     def optimize_parameters(self) -> None:
-        self.forward()
         self.set_requires_grad(self.discriminators(), False)
-        self.backward_and_step(self.backward_G(), "G")
+        on, reuse = self.active_parts(), self.opt.liss_reuse_encodings
+        # --liss_split_backward: jigsaw and gray read nothing but their own inputs, so each is backpropagated
+        # right after its forward, its activations freed before the rest runs (official: one backward).
+        early = tuple(t for t in ("jigsaw", "gray") if on.get(t) and self.opt.liss_split_backward)
+        self.zero_grad("G")
+        for task in early:
+            for X, G in (("A", self.netG_A), ("B", self.netG_B)):
+                setattr(self, f"{task}_pred_{X}", self.task_forward(task, X, G, reuse))
+            self.backward(self.task_part(task))
+        self.forward({**on, **dict.fromkeys(early, False)})
+        rest = self.backward_G(skip=early)
+        if torch.is_tensor(rest):  # 0 when the early tasks were all this stage trains
+            self.backward(rest)
+        self.step("G")
         self.optimize_D()
 
-    # ------------------------------------------------------------------ validation
-    def validation_loader(self) -> torch.utils.data.DataLoader:
-        if self._val_loader is None:
-            opt = self.opt.replace(phase=self.opt.liss_val_phase, serial_batches=True)
-            dataset = LiSSDataset(opt)
-            self._val_loader = torch.utils.data.DataLoader(
-                dataset, opt.batch_size, num_workers=opt.num_threads
-            )
-        self._val_loader.dataset.set_epoch(self.n_validations)  # new random crops/views each time, replayable
-        return self._val_loader
-
-    @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """Task metrics on the validation split with every task on (official eval.py, training transforms).
-
-        The training batch, outputs and losses are restored afterwards, so logs still show the training step.
-        """
-        saved = {k: v for k, v in vars(self).items() if torch.is_tensor(v)}
-        with self.runtime.autocast():
-            metrics = task_metrics(self, self.validation_loader(), next(self.netG_A.parameters()).device)
-        vars(self).update(saved)
-        self.n_validations += 1
-        shown = " ".join(f"{k[7:]}={v:.4f}" for k, v in sorted(metrics.items()))
-        print(f"LiSS validation {self.n_validations} after step {self.global_step + 1}: {shown}")
-        return metrics
-
-    # ------------------------------------------------------------------ schedules, state, visuals
-    def setup(self, verbose: bool = False) -> None:
-        # Not BaseModel.setup: its --lr_policy schedulers would already change the lr at construction.
-        if self.isTrain:
-            opt = self.opt
-            decay = TranslationLinearDecay(
-                self.optimizers.values(), opt.n_epochs, opt.n_epochs_decay, opt.epoch_count
-            )
-            self.schedulers = {"lr": decay}
-        self.print_networks(verbose)
-
-    def on_epoch_end(self, metric: float | None = None) -> None:
-        self.schedulers["lr"].epoch_end(self.epoch, self.schedule.on["translation"])
-
-    def total_epochs(self) -> int:
-        if not self.isTrain or "lr" not in self.schedulers:
-            return super().total_epochs()
-        return self.schedulers["lr"].total_epochs(self.schedule.on["translation"])
-
-    def extra_state(self) -> dict:
-        if not self.isTrain:
-            return {}
-        state = super().extra_state()
-        state.update(schedule=self.schedule.state_dict(), n_validations=self.n_validations)
-        for X in "AB":
-            ref = getattr(self, f"ref_encoder_{X}")
-            state[f"ref_encoder_{X}"] = None if ref is None else ref.state_dict()
-        return state
-
-    def load_extra_state(self, state: dict) -> None:
-        super().load_extra_state(state)
-        if not self.isTrain or not state:
-            return
-        self.schedule.load_state_dict(state["schedule"])
-        self.n_validations = int(state["n_validations"])
-        for X in "AB":
-            if state[f"ref_encoder_{X}"] is not None:
-                ref = copy.deepcopy(getattr(self, f"netG_{X}").encoder)
-                ref.load_state_dict(state[f"ref_encoder_{X}"])
-                self.set_requires_grad(ref, False)
-                setattr(self, f"ref_encoder_{X}", ref)
-        self._apply_freezing()
-
+    # ------------------------------------------------------------------ visuals, inference, official files
     def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
         visuals = super().get_current_visuals()
         for X in "AB":

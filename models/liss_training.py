@@ -1,16 +1,21 @@
-"""LiSS training machinery that is not maths: the task schedule, the learning-rate decay, the legacy RAdam.
+"""LiSS training machinery that is not maths: the task schedule, the learning-rate decay, the legacy RAdam,
+validation metrics, and ``ScheduleMixin`` (the model's methods that drive them).
 
-All three follow vict0rsch/LiSS (``models/liss_model.py`` ``init_schedule`` / ``*_schedule``, ``train.py``'s
-manual decay, and ``torch_optimizer.RAdam`` as that code used it); they are plain objects with
-``state_dict`` / ``load_state_dict`` so a resumed run continues in the same stage.
+All follow vict0rsch/LiSS (``models/liss_model.py`` ``init_schedule`` / ``*_schedule`` / ``update_ref_encoder``,
+``eval.py``, ``train.py``'s manual decay, and ``torch_optimizer.RAdam`` as that code used it); the stateful
+objects have ``state_dict`` / ``load_state_dict`` so a resumed run continues in the same stage.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Sequence
 
 import torch
+
+from data.liss_dataset import LiSSDataset
+from util.trainer import crossed
 
 SCHEDULES: tuple[str, ...] = (
     "parallel",
@@ -232,3 +237,125 @@ def task_metrics(model, loader: Iterable[dict], device: torch.device) -> dict[st
     metrics = {f"test_G_{X}_{t}_loss": sum(v) / len(v) for (X, t), v in losses.items() if v}
     metrics.update({f"test_G_{X}_{t}_acc": correct[X, t] / n for (X, t), n in count.items() if n})
     return metrics
+
+
+class ScheduleMixin:
+    """The schedule's side of ``LiSSModel``: validation, stage changes, reference encoders, lr decay, state.
+
+    Methods of the model (they read its networks, options and schedule), kept here so that the model file
+    shows the maths of one iteration.
+    """
+
+    def _apply_freezing(self) -> None:
+        """requires_grad as the schedule stage says (also re-applied after a resume)."""
+        kind, frozen = self.schedule.kind, self.schedule.repr_is_frozen
+        decoders = [self.netG_A.decoder, self.netG_B.decoder]
+        if kind == "representational-traduction" and not frozen:
+            self.set_requires_grad(decoders, False)
+        if kind.startswith("representational") and frozen:
+            encoders = [self.netG_A.encoder, self.netG_B.encoder] if self.opt.repr_mode == "freeze" else []
+            heads = [getattr(g, t) for g in (self.netG_A, self.netG_B) for t in self.tasks]
+            self.set_requires_grad(encoders + heads, False)
+            self.set_requires_grad(decoders, True)
+
+    def update_ref_encoder(self) -> None:
+        """ref <- copy of the encoder the first time, then a * encoder + (1 - a) * ref (state_dict-wise)."""
+        a = self.opt.encoder_merge_ratio
+        for X in "AB":
+            encoder, ref = getattr(self, f"netG_{X}").encoder, getattr(self, f"ref_encoder_{X}")
+            if ref is None:
+                ref = copy.deepcopy(encoder)
+            else:
+                old = ref.state_dict()
+                ref.load_state_dict({k: a * v + (1 - a) * old[k] for k, v in encoder.state_dict().items()})
+            self.set_requires_grad(ref, False)
+            setattr(self, f"ref_encoder_{X}", ref)
+
+    def on_validation(self, metrics: dict[str, float]) -> None:
+        event = self.schedule.update(metrics)
+        if event is not None:
+            stage = ", ".join(k for k, v in self.schedule.on.items() if v)
+            print(
+                f"LiSS {self.schedule.kind} schedule: {event} after step {self.global_step + 1}; on: {stage}"
+            )
+        if event == "switch" and self.schedule.kind == "liss":
+            self.update_ref_encoder()
+        if event == "handover":
+            self._apply_freezing()
+            if self.opt.repr_mode == "distillation":
+                self.update_ref_encoder()
+
+    def on_step_end(self) -> None:
+        """Validate after the first iteration and every --display_freq images (official cadence)."""
+        step = self.global_step + 1
+        if step == 1 or crossed(step, self.opt.batch_size, self.opt.display_freq):
+            self.val_metrics = self.validate()
+            self.on_validation(self.val_metrics)
+
+    def validation_loader(self) -> torch.utils.data.DataLoader:
+        if self._val_loader is None:
+            opt = self.opt.replace(phase=self.opt.liss_val_phase, serial_batches=True)
+            dataset = LiSSDataset(opt)
+            self._val_loader = torch.utils.data.DataLoader(
+                dataset, opt.batch_size, num_workers=opt.num_threads
+            )
+        self._val_loader.dataset.set_epoch(self.n_validations)  # new random crops/views each time, replayable
+        return self._val_loader
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Task metrics on the validation split with every task on (official eval.py, training transforms).
+
+        The training batch, outputs and losses are restored afterwards, so logs still show the training step.
+        """
+        saved = {k: v for k, v in vars(self).items() if torch.is_tensor(v)}
+        with self.runtime.autocast():
+            metrics = task_metrics(self, self.validation_loader(), next(self.netG_A.parameters()).device)
+        vars(self).update(saved)
+        self.n_validations += 1
+        shown = " ".join(f"{k[7:]}={v:.4f}" for k, v in sorted(metrics.items()))
+        print(f"LiSS validation {self.n_validations} after step {self.global_step + 1}: {shown}")
+        return metrics
+
+    # ------------------------------------------------------------------ schedules, state, visuals
+    def setup(self, verbose: bool = False) -> None:
+        # Not BaseModel.setup: its --lr_policy schedulers would already change the lr at construction.
+        if self.isTrain:
+            opt = self.opt
+            decay = TranslationLinearDecay(
+                self.optimizers.values(), opt.n_epochs, opt.n_epochs_decay, opt.epoch_count
+            )
+            self.schedulers = {"lr": decay}
+        self.print_networks(verbose)
+
+    def on_epoch_end(self, metric: float | None = None) -> None:
+        self.schedulers["lr"].epoch_end(self.epoch, self.schedule.on["translation"])
+
+    def total_epochs(self) -> int:
+        if not self.isTrain or "lr" not in self.schedulers:
+            return super().total_epochs()
+        return self.schedulers["lr"].total_epochs(self.schedule.on["translation"])
+
+    def extra_state(self) -> dict:
+        if not self.isTrain:
+            return {}
+        state = super().extra_state()
+        state.update(schedule=self.schedule.state_dict(), n_validations=self.n_validations)
+        for X in "AB":
+            ref = getattr(self, f"ref_encoder_{X}")
+            state[f"ref_encoder_{X}"] = None if ref is None else ref.state_dict()
+        return state
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        if not self.isTrain or not state:
+            return
+        self.schedule.load_state_dict(state["schedule"])
+        self.n_validations = int(state["n_validations"])
+        for X in "AB":
+            if state[f"ref_encoder_{X}"] is not None:
+                ref = copy.deepcopy(getattr(self, f"netG_{X}").encoder)
+                ref.load_state_dict(state[f"ref_encoder_{X}"])
+                self.set_requires_grad(ref, False)
+                setattr(self, f"ref_encoder_{X}", ref)
+        self._apply_freezing()

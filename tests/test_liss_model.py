@@ -438,3 +438,135 @@ def test_official_generator_files_load_for_inference(root, tmp_path):
         visuals = model.translate(x, "AtoB")
         torch.testing.assert_close(visuals["fake_B"], official["A"](x), rtol=0, atol=0)
     assert list(visuals) == ["real_A", "fake_B", "rec_A"]
+
+
+# ----------------------------------------------------------------------------------------------- speed levers
+
+
+def encoded_images(model) -> dict[str, int]:
+    """Images into each generator's encoder (its first padding), by channels (3: RGB, 1: encode_luma)."""
+    counts = {}
+
+    def hook(name):
+        def count(module, inputs, output):
+            key = f"{name}_{inputs[0].shape[1]}ch"
+            counts[key] = counts.get(key, 0) + inputs[0].shape[0]
+
+        return count
+
+    for name in ("netG_A", "netG_B"):
+        getattr(model, name).encoder.model[0].register_forward_hook(hook(name))
+    return counts
+
+
+def test_reused_encodings_give_the_official_step(root):
+    """--liss_reuse_encodings (default) computes the official losses and gradients, with fewer encodings.
+
+    In float64, so that the comparison is tight: in float32 the sums in another order differ by rounding,
+    which InstanceNorm amplifies (gray-head gradients up to 1e-2 of their largest entry at this tiny width).
+    """
+    fast, slow = build(root), build(root, "--no-liss_reuse_encodings")
+    assert fast.opt.liss_reuse_encodings and not slow.opt.liss_reuse_encodings
+    for name in fast.model_names:
+        getattr(slow, name).load_state_dict(getattr(fast, name).state_dict())
+        getattr(slow, name).double(), getattr(fast, name).double()
+    batch = {
+        k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v
+        for k, v in batch_of(fast).items()
+    }
+    counts = {}
+    for model in (fast, slow):
+        counts[model] = encoded_images(model)
+        model.set_input(batch)
+        model.forward()
+        model.zero_grad("G")
+        model.backward(model.backward_G())
+    # Per generator: 2 real + 8 rotation views + 2 gray + 2 jigsaw + 2 fakes (cycle) images, batch 2. Reuse
+    # drops each image's unrotated view (2) and moves the gray images to the one-channel stem.
+    assert counts[slow] == {"netG_A_3ch": 16, "netG_B_3ch": 16}
+    assert counts[fast] == {"netG_A_3ch": 12, "netG_B_3ch": 12, "netG_A_1ch": 2, "netG_B_1ch": 2}
+    for key in ("rotation_pred_A", "rotation_pred_B", "gray_pred_A", "jigsaw_pred_B", "fake_B", "idt_A"):
+        torch.testing.assert_close(getattr(fast, key), getattr(slow, key), rtol=1e-10, atol=1e-10)
+    for name in fast.loss_names:
+        a, b = getattr(fast, f"loss_{name}"), getattr(slow, f"loss_{name}")
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
+    for name in ("netG_A", "netG_B"):
+        slow_grads = dict(getattr(slow, name).named_parameters())
+        scale = max(p.grad.abs().max() for p in slow_grads.values() if p.grad is not None)
+        for key, p in getattr(fast, name).named_parameters():
+            q = slow_grads[key].grad
+            assert (p.grad is None) == (q is None), key
+            if p.grad is not None:
+                # The floor covers the biases of convs before InstanceNorm: their exact gradient is 0.
+                assert (p.grad - q).abs().max() <= 1e-9 * q.abs().max() + 1e-12 * scale, key
+
+
+def test_reuse_falls_back_to_the_official_path_on_other_inputs(root):
+    fast, slow = build(root), build(root, "--no-liss_reuse_encodings")
+    for name in fast.model_names:
+        getattr(slow, name).load_state_dict(getattr(fast, name).state_dict())
+    batch = batch_of(fast)
+    batch["A_rotation"] = batch["A_rotation"] + 0.01  # unrotated views differ from the images
+    batch["A_gray"][:, 2] = 0  # not one luma channel repeated
+    counts = encoded_images(fast)
+    with torch.no_grad():
+        for model in (fast, slow):
+            model.set_input(batch)
+            model.forward()
+    assert counts == {"netG_A_3ch": 16, "netG_B_3ch": 12, "netG_B_1ch": 2}
+    assert torch.equal(fast.rotation_pred_A, slow.rotation_pred_A)
+    assert torch.equal(fast.gray_pred_A, slow.gray_pred_A)
+
+
+def test_reuse_skips_unread_encodings_and_zero_weighted_parts(root):
+    model = build(root, "--task_schedule", "sequential", "--lambda_identity", "0", "--lambda_G", "0")
+    model.schedule.on.update(rotation=False, jigsaw=True)  # a jigsaw stage: nothing reads encoder(real)
+    counts = encoded_images(model)
+    model.set_input(batch_of(model))
+    model.optimize_parameters()
+    assert counts == {"netG_A_3ch": 2, "netG_B_3ch": 2}  # the jigsaw windows only (official: + 2 images)
+    model.schedule.on.update(jigsaw=False, identity=True, translation=True, gray=True)
+    before = snapshot(model.netG_A.gray)
+    model.optimize_parameters()
+    # Weighted 0: no identity outputs and no gray pass (official: computed, gradients exactly zero).
+    assert model.loss_idt_A is None and model.loss_G_A_gray is None and not changed(before, model.netG_A.gray)
+    assert model.active_parts()["translation"] and not model.active_parts()["gray"]
+    official = build(root, "--task_schedule", "sequential", "--no-liss_reuse_encodings")
+    official.schedule.on.update(rotation=False, jigsaw=True)
+    counts = encoded_images(official)
+    official.set_input(batch_of(official))
+    official.optimize_parameters()
+    assert counts == {"netG_A_3ch": 4, "netG_B_3ch": 4}
+
+
+def test_split_backward_gives_the_one_backward_step(root):
+    """--liss_split_backward (default): jigsaw and gray backpropagated first, same gradients and losses (float64)."""
+    split, one = build(root), build(root, "--no-liss_split_backward")
+    assert split.opt.liss_split_backward and not one.opt.liss_split_backward
+    for name in split.model_names:
+        getattr(one, name).load_state_dict(getattr(split, name).state_dict())
+        getattr(one, name).double(), getattr(split, name).double()
+    batch = {
+        k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v
+        for k, v in batch_of(split).items()
+    }
+    for model in (split, one):
+        model.set_input(batch)
+        torch.manual_seed(0)  # the image pools draw
+        model.optimize_parameters()
+    for name in split.loss_names:
+        a, b = getattr(split, f"loss_{name}"), getattr(one, f"loss_{name}")
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
+    for name in split.model_names:
+        ref = dict(getattr(one, name).named_parameters())
+        scale = max(p.grad.abs().max() for p in ref.values() if p.grad is not None)
+        for key, p in getattr(split, name).named_parameters():
+            q = ref[key]
+            assert (p.grad is None) == (q.grad is None), (name, key)
+            if p.grad is not None:
+                assert (p.grad - q.grad).abs().max() <= 1e-9 * q.grad.abs().max() + 1e-12 * scale, (name, key)
+                torch.testing.assert_close(p, q, rtol=0, atol=1e-9)  # the RAdam steps agree as well

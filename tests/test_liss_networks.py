@@ -159,6 +159,18 @@ def test_generator_shapes_and_invariants_at_tiny_size():
         assert small.jigsaw(small.encoder(torch.randn(1, 3, 84, 84))).shape == (1, 64)
 
 
+def test_encode_luma_equals_the_repeated_gray_image():
+    torch.manual_seed(0)
+    encoder = LiSSGenerator(ngf=8).encoder
+    luma = torch.rand(2, 1, 32, 32) * 2 - 1
+    z = encoder.encode_luma(luma)
+    torch.testing.assert_close(z, encoder(luma.repeat(1, 3, 1, 1)), rtol=1e-5, atol=1e-5)
+    # The stem's weight gradient reaches all three input channels equally, as for the repeated image.
+    z.square().sum().backward()
+    grad = encoder.model[1].weight.grad
+    assert torch.equal(grad[:, 0], grad[:, 1]) and torch.equal(grad[:, 0], grad[:, 2])
+
+
 @pytest.mark.filterwarnings("ignore:input's size at dim=1")
 def test_classifier_heads_at_official_crop_sizes():
     # 256-px rotation crops and 222-px jigsaw crops both give the 4x4 map of the official Linear(2048).

@@ -192,6 +192,16 @@ class LiSSEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def encode_luma(self, luma: Tensor) -> Tensor:
+        """``forward`` of ``luma`` (N, 1, H, W) repeated on every input channel, as gray-task images are.
+
+        The first conv reads the single channel with its weights summed over the input channels: the same
+        maths as convolving the repeated image, with a third of that conv's work (the LiSS gray task).
+        """
+        pad, conv = self.model[0], self.model[1]
+        x = conv._conv_forward(pad(luma), conv.weight.sum(1, keepdim=True), conv.bias)
+        return self.model[2:](x)
+
 
 def _decoder(
     out_ch: int, ngf: int, n_blocks: int, norm: str, use_dropout: bool, padding_type: str, tanh: bool
