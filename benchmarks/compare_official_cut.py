@@ -23,8 +23,6 @@ import contextlib
 import importlib
 import json
 import os
-import statistics
-import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -34,14 +32,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.benchmark import peak_memory_mb  # noqa: E402
-from benchmarks.compare_official_cyclegan import (  # noqa: E402
-    SHARED_PACKAGES,
-    _split_modules,
+from benchmarks.compare_official_cyclegan import SHARED_PACKAGES, _split_modules, make_batch  # noqa: E402
+from benchmarks.side_by_side import (  # noqa: E402
+    compare_alternately,
     current_rss_mb,
-    make_batch,
-    summary,
-    timed_step,
+    measure_alone,
+    memory_in_subprocesses,
+    run_config,
 )
 
 MODES = ("cut", "fastcut", "srunit")
@@ -137,17 +134,9 @@ def our_options(cfg: argparse.Namespace, device: torch.device):
     return TrainOptions().parse(args + cfg.ours, save=False)
 
 
-class OfficialStep:
-    """The official model behind our timing interface (SRUNIT's step takes the epoch)."""
-
-    def __init__(self, model, srunit: bool) -> None:
-        self.model, self.srunit = model, srunit
-
-    def optimize_parameters(self) -> None:
-        if self.srunit:
-            self.model.optimize_parameters(1)
-        else:
-            self.model.optimize_parameters()
+def official_step(model, srunit: bool):
+    """The official training step as a call without arguments (SRUNIT's takes the epoch)."""
+    return (lambda: model.optimize_parameters(1)) if srunit else model.optimize_parameters
 
 
 def build_official(cfg: argparse.Namespace, device: torch.device, batch: dict, cls=None):
@@ -180,58 +169,21 @@ def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
     ours = build_ours(cfg, device, batch)
     copy_weights(official, ours)
     torch.backends.cudnn.benchmark = cfg.cudnn_benchmark  # the official BaseModel sets it process-wide
-    sides = {"official": OfficialStep(official, cfg.mode == "srunit"), "ours": ours}
-    wall: dict[str, list[float]] = {"official": [], "ours": []}
-    cpu: dict[str, list[float]] = {"official": [], "ours": []}
-    for i in range(cfg.warmup + cfg.iters):
-        # Alternate which one goes first, so neither always runs right after the other's allocations.
-        for name in ("official", "ours") if i % 2 == 0 else ("ours", "official"):
-            t_wall, t_cpu = timed_step(sides[name], device)
-            if i >= cfg.warmup:
-                wall[name].append(t_wall)
-                cpu[name].append(t_cpu)
-    result = {n: {"s_per_iter_wall": summary(wall[n]), "s_per_iter_cpu": summary(cpu[n])} for n in wall}
-
-    def paired(times: dict[str, list[float]]) -> float:
-        return round(statistics.median(u / o for u, o in zip(times["ours"], times["official"])), 3)
-
-    result["ratio_ours_over_official"] = {
-        "wall_paired_median": paired(wall),
-        "cpu_paired_median": paired(cpu),
-        "wall_of_medians": round(statistics.median(wall["ours"]) / statistics.median(wall["official"]), 3),
-        "cpu_of_medians": round(statistics.median(cpu["ours"]) / statistics.median(cpu["official"]), 3),
-    }
-    return result
+    steps = {"official": official_step(official, cfg.mode == "srunit"), "ours": ours.optimize_parameters}
+    return compare_alternately(steps, cfg.iters, cfg.warmup, device)
 
 
 def memory_alone(which: str, cfg: argparse.Namespace, device: torch.device) -> dict:
-    """Build and step one implementation only (in its own subprocess); both codebases are imported first,
-    so ``peak_minus_imports_mb`` is what the networks, optimisers and steps cost."""
+    """Build and step one implementation only (in its own subprocess); both codebases are imported first."""
     cls = official_class(cfg)
     opt = our_options(cfg, device)
     rss_imports = current_rss_mb()
     batch = make_batch(cfg, device)
     if which == "official":
-        model = OfficialStep(build_official(cfg, device, batch, cls), cfg.mode == "srunit")
+        step = official_step(build_official(cfg, device, batch, cls), cfg.mode == "srunit")
     else:
-        model = build_ours(cfg, device, batch, opt)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = [timed_step(model, device)[0] for _ in range(cfg.warmup + cfg.mem_iters)]
-    peak = peak_memory_mb(device)
-    return {
-        "peak_memory_mb": round(peak, 1),
-        "rss_after_imports_mb": round(rss_imports, 1),
-        "peak_minus_imports_mb": round(peak - rss_imports, 1) if device.type == "cpu" else None,
-        "s_per_iter_median": round(statistics.median(times), 4),
-    }
-
-
-def memory_in_subprocess(which: str, argv: list[str]) -> dict:
-    """``argv``: this script's own options; ``--`` and our train options, if any, go last."""
-    cmd = [sys.executable, "-m", "benchmarks.compare_official_cut", "--only", which, *argv]
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+        step = build_ours(cfg, device, batch, opt).optimize_parameters
+    return measure_alone(step, rss_imports, cfg.warmup + cfg.mem_iters, device)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -284,15 +236,15 @@ def main(argv: list[str] | None = None) -> int:
         speed = compare_speed(cfg, device)
     result = {
         "config": {k: getattr(cfg, k) for k in ("mode", "crop_size", "batch_size", "iters", "warmup")}
-        | {"ours_extra": " ".join(cfg.ours), "threads": torch.get_num_threads(), "device": str(device)}
-        | {"torch": torch.__version__},
+        | {"ours_extra": " ".join(cfg.ours)}
+        | run_config(device),
         **speed,
     }
     if cfg.memory:
         own = argv[: argv.index("--")] if "--" in argv else argv
         child = [a for a in own if a != "--memory"]
         child += ["--official", cfg.official, "--srunit_official", cfg.srunit_official, "--", *cfg.ours]
-        result["memory_alone"] = {which: memory_in_subprocess(which, child) for which in ("official", "ours")}
+        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_cut", child)
     print(json.dumps(result))
     return 0
 

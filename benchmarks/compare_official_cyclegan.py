@@ -22,10 +22,7 @@ import contextlib
 import importlib
 import json
 import os
-import statistics
-import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import torch
@@ -34,7 +31,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.benchmark import peak_memory_mb, sync  # noqa: E402
+from benchmarks.side_by_side import (  # noqa: E402
+    compare_alternately,
+    current_rss_mb,
+    measure_alone,
+    memory_in_subprocesses,
+    run_config,
+)
 
 # Top-level package names both codebases use; while the official code is imported they must resolve to it.
 SHARED_PACKAGES = ("models", "util", "data", "options")
@@ -183,27 +186,6 @@ def make_batch(cfg: argparse.Namespace, device: torch.device) -> dict:
     return {"A": a.to(device), "B": b.to(device), "A_paths": paths, "B_paths": paths}
 
 
-def timed_step(model, device: torch.device) -> tuple[float, float]:
-    """Wall seconds and process CPU seconds of one ``optimize_parameters``.
-
-    On a shared CPU the CPU time is the steadier figure: time spent waiting for a core is not counted.
-    """
-    sync(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    model.optimize_parameters()
-    sync(device)
-    return time.perf_counter() - t0, time.process_time() - c0
-
-
-def summary(times: list[float]) -> dict:
-    return {
-        "median": round(statistics.median(times), 4),
-        "min": round(min(times), 4),
-        "max": round(max(times), 4),
-        "all": [round(t, 4) for t in times],
-    }
-
-
 def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
     official_cls = load_official_cyclegan(cfg.official)
     official = build("official", cfg, device, official_cls)
@@ -214,39 +196,8 @@ def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
     batch = make_batch(cfg, device)
     official.set_input(batch)
     ours.set_input(batch)
-    wall: dict[str, list[float]] = {"official": [], "ours": []}
-    cpu: dict[str, list[float]] = {"official": [], "ours": []}
-    order = [("official", official), ("ours", ours)]
-    for i in range(cfg.warmup + cfg.iters):
-        # Alternate which one goes first, so neither always runs right after the other's allocations.
-        for name, model in order if i % 2 == 0 else order[::-1]:
-            t_wall, t_cpu = timed_step(model, device)
-            if i >= cfg.warmup:
-                wall[name].append(t_wall)
-                cpu[name].append(t_cpu)
-    result = {
-        name: {"s_per_iter_wall": summary(wall[name]), "s_per_iter_cpu": summary(cpu[name])} for name in wall
-    }
-    # Each pair ran back to back under nearly the same load, so the median of per-pair ratios is the
-    # steadiest estimate; the ratio of medians is given too.
-    result["ratio_ours_over_official"] = {
-        "wall_of_medians": round(statistics.median(wall["ours"]) / statistics.median(wall["official"]), 3),
-        "wall_paired_median": round(
-            statistics.median(u / o for u, o in zip(wall["ours"], wall["official"])), 3
-        ),
-        "cpu_of_medians": round(statistics.median(cpu["ours"]) / statistics.median(cpu["official"]), 3),
-    }
-    return result
-
-
-def current_rss_mb() -> float:
-    """Resident set now (Linux ``/proc``; 0 elsewhere): the imports' share of the peak."""
-    try:
-        with open("/proc/self/status") as f:
-            line = next(x for x in f if x.startswith("VmRSS:"))
-    except (OSError, StopIteration):
-        return 0.0
-    return int(line.split()[1]) / 1024
+    steps = {"official": official.optimize_parameters, "ours": ours.optimize_parameters}
+    return compare_alternately(steps, cfg.iters, cfg.warmup, device)
 
 
 def memory_alone(which: str, cfg: argparse.Namespace, device: torch.device) -> dict:
@@ -265,22 +216,7 @@ def memory_alone(which: str, cfg: argparse.Namespace, device: torch.device) -> d
     torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
     model = build(which, cfg, device, official_cls, opt if which == "ours" else None)
     model.set_input(make_batch(cfg, device))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = [timed_step(model, device)[0] for _ in range(cfg.warmup + cfg.mem_iters)]
-    peak = peak_memory_mb(device)
-    return {
-        "peak_memory_mb": round(peak, 1),
-        "rss_after_imports_mb": round(rss_imports, 1),
-        "peak_minus_imports_mb": round(peak - rss_imports, 1) if device.type == "cpu" else None,
-        "s_per_iter_median": round(statistics.median(times), 4),
-    }
-
-
-def memory_in_subprocess(which: str, argv: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.compare_official_cyclegan", *argv, "--only", which]
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return measure_alone(model.optimize_parameters, rss_imports, cfg.warmup + cfg.mem_iters, device)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -335,15 +271,13 @@ def main(argv: list[str] | None = None) -> int:
             k: getattr(cfg, k)
             for k in ("crop_size", "batch_size", "ngf", "ndf", "netG", "norm", "gan_mode", "pool_size")
         }
-        | {"threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__},
+        | run_config(device),
         "official_checkout": os.path.basename(os.path.abspath(cfg.official)),
         **speed,
     }
     if cfg.memory:
         child_argv = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        result["memory_alone"] = {
-            which: memory_in_subprocess(which, child_argv) for which in ("official", "ours")
-        }
+        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_cyclegan", child_argv)
     print(json.dumps(result))
     return 0
 

@@ -27,8 +27,6 @@ import importlib
 import json
 import os
 import shlex
-import statistics
-import subprocess
 import sys
 import types
 from types import SimpleNamespace
@@ -40,14 +38,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.benchmark import peak_memory_mb  # noqa: E402
-from benchmarks.compare_official_cyclegan import (  # noqa: E402
-    SHARED_PACKAGES,
-    _split_modules,
-    build,
+from benchmarks.compare_official_cyclegan import SHARED_PACKAGES, _split_modules, build  # noqa: E402
+from benchmarks.side_by_side import (  # noqa: E402
+    compare_alternately,
     current_rss_mb,
-    summary,
-    timed_step,
+    measure_alone,
+    memory_in_subprocesses,
+    run_config,
 )
 
 OFFICIAL_PREFIX = "_official_liss"
@@ -197,26 +194,8 @@ def build_pair(cfg: argparse.Namespace, device: torch.device, which: str = "both
 def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
     official, ours, optim_name = build_pair(cfg, device)
     torch.backends.cudnn.benchmark = cfg.cudnn_benchmark  # the official BaseModel turns it on
-    wall: dict[str, list[float]] = {"official": [], "ours": []}
-    cpu: dict[str, list[float]] = {"official": [], "ours": []}
-    order = [("official", official), ("ours", ours)]
-    for i in range(cfg.warmup + cfg.iters):
-        for name, model in order if i % 2 == 0 else order[::-1]:
-            t_wall, t_cpu = timed_step(model, device)
-            if i >= cfg.warmup:
-                wall[name].append(t_wall)
-                cpu[name].append(t_cpu)
-    result = {"official_radam": optim_name}
-    result.update({n: {"s_per_iter_wall": summary(wall[n]), "s_per_iter_cpu": summary(cpu[n])} for n in wall})
-    pairs = list(zip(wall["ours"], wall["official"]))
-    cpu_pairs = list(zip(cpu["ours"], cpu["official"]))
-    result["ratio_ours_over_official"] = {
-        "wall_of_medians": round(statistics.median(wall["ours"]) / statistics.median(wall["official"]), 3),
-        "wall_paired_median": round(statistics.median(u / o for u, o in pairs), 3),
-        "cpu_of_medians": round(statistics.median(cpu["ours"]) / statistics.median(cpu["official"]), 3),
-        "cpu_paired_median": round(statistics.median(u / o for u, o in cpu_pairs), 3),
-    }
-    return result
+    steps = {"official": official.optimize_parameters, "ours": ours.optimize_parameters}
+    return {"official_radam": optim_name, **compare_alternately(steps, cfg.iters, cfg.warmup, device)}
 
 
 def memory_alone(which: str, cfg: argparse.Namespace, device: torch.device) -> dict:
@@ -227,22 +206,7 @@ def memory_alone(which: str, cfg: argparse.Namespace, device: torch.device) -> d
     torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
     official, ours, _ = build_pair(cfg, device, which)
     model = official if which == "official" else ours
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = [timed_step(model, device)[0] for _ in range(cfg.warmup + cfg.mem_iters)]
-    peak = peak_memory_mb(device)
-    return {
-        "peak_memory_mb": round(peak, 1),
-        "rss_after_imports_mb": round(rss_imports, 1),
-        "peak_minus_imports_mb": round(peak - rss_imports, 1) if device.type == "cpu" else None,
-        "s_per_iter_median": round(statistics.median(times), 4),
-    }
-
-
-def memory_in_subprocess(which: str, argv: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.compare_official_liss", *argv, "--only", which]
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return measure_alone(model.optimize_parameters, rss_imports, cfg.warmup + cfg.mem_iters, device)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -256,7 +220,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--auxiliary_tasks", default="rotation, gray, depth, jigsaw")
     p.add_argument("--task_schedule", default="parallel", help="its first stage runs on both sides")
     p.add_argument("--D_rotation", action="store_true")
-    p.add_argument("--ours", default="", help="extra train.py options for our side, e.g. '--no-liss_fast'")
+    p.add_argument("--ours", default="", help="extra train.py options for our side, e.g. '--no-liss_reuse_encodings'")
     p.add_argument("--iters", type=int, default=4, help="timed iterations per implementation")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations per implementation first")
     p.add_argument("--mem_iters", type=int, default=2, help="steps of each memory-only subprocess")
@@ -291,13 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     keys = ("crop_size", "jigsaw_size", "batch_size", "ngf", "ndf", "auxiliary_tasks", "task_schedule",
             "D_rotation", "ours")  # fmt: skip
     result = {
-        "config": {k: getattr(cfg, k) for k in keys}
-        | {"threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__},
+        "config": {k: getattr(cfg, k) for k in keys} | run_config(device),
         **speed,
     }
     if cfg.memory:
         child_argv = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        result["memory_alone"] = {w: memory_in_subprocess(w, child_argv) for w in ("official", "ours")}
+        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_liss", child_argv)
     print(json.dumps(result))
     return 0
 

@@ -29,10 +29,7 @@ import io
 import json
 import os
 import shlex
-import statistics
-import subprocess
 import sys
-import time
 import types
 
 import torch
@@ -41,8 +38,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.benchmark import peak_memory_mb, sync  # noqa: E402
-from benchmarks.compare_official_cyclegan import _split_modules, current_rss_mb, summary  # noqa: E402
+from benchmarks.compare_official_cyclegan import _split_modules  # noqa: E402
+from benchmarks.side_by_side import (  # noqa: E402
+    compare_alternately,
+    current_rss_mb,
+    measure_alone,
+    memory_in_subprocesses,
+    run_config,
+)
 
 SHARED_PACKAGES = ("models", "tools", "train", "util", "data", "options")
 OFFICIAL_PREFIX = "_official_tunit"
@@ -198,60 +201,15 @@ def build_pair(cfg, device: torch.device, which=("official", "ours")) -> dict:
     return steps
 
 
-def timed(step, device: torch.device) -> tuple[float, float]:
-    sync(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    step()
-    sync(device)
-    return time.perf_counter() - t0, time.process_time() - c0
-
-
 def compare_speed(cfg, device: torch.device) -> dict:
-    steps = build_pair(cfg, device)
-    wall: dict[str, list[float]] = {n: [] for n in steps}
-    cpu: dict[str, list[float]] = {n: [] for n in steps}
-    order = list(steps.items())
-    for i in range(cfg.warmup + cfg.iters):
-        for name, step in order if i % 2 == 0 else order[::-1]:
-            t_wall, t_cpu = timed(step, device)
-            if i >= cfg.warmup:
-                wall[name].append(t_wall)
-                cpu[name].append(t_cpu)
-    result = {n: {"s_per_iter_wall": summary(wall[n]), "s_per_iter_cpu": summary(cpu[n])} for n in steps}
-    ratio = statistics.median(u / o for u, o in zip(wall["ours"], wall["official"]))
-    result["ratio_ours_over_official"] = {
-        "wall_paired_median": round(ratio, 3),
-        "wall_of_medians": round(statistics.median(wall["ours"]) / statistics.median(wall["official"]), 3),
-        "cpu_paired_median": round(statistics.median(u / o for u, o in zip(cpu["ours"], cpu["official"])), 3),
-        "cpu_of_medians": round(statistics.median(cpu["ours"]) / statistics.median(cpu["official"]), 3),
-    }
-    return result
+    return compare_alternately(build_pair(cfg, device), cfg.iters, cfg.warmup, device)
 
 
 def memory_alone(which: str, cfg, device: torch.device) -> dict:
     """Peak memory of one side alone (run in its own subprocess); both codebases are imported first."""
-    steps = build_pair(cfg, device, which=(which,))
+    step = build_pair(cfg, device, which=(which,))[which]
     rss_built = current_rss_mb()  # imports of both codebases, networks, optimisers, batch
-    step = steps[which]
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = [timed(step, device)[0] for _ in range(cfg.warmup + cfg.mem_iters)]
-    peak = peak_memory_mb(device)
-    return {
-        "peak_memory_mb": round(peak, 1),
-        "rss_after_build_mb": round(rss_built, 1),
-        "peak_minus_build_mb": round(peak - rss_built, 1) if device.type == "cpu" else None,
-        "s_per_iter_median": round(statistics.median(times), 4),
-    }
-
-
-def memory_in_subprocess(which: str, argv: list[str], mmap_threshold: int) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.compare_official_tunit", *argv, "--only", which]
-    env = dict(os.environ)
-    if mmap_threshold > 0:  # glibc: blocks this large are mapped and unmapped, so RSS follows live tensors
-        env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
-    out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return measure_alone(step, rss_built, cfg.warmup + cfg.mem_iters, device)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -302,16 +260,18 @@ def main(argv: list[str] | None = None) -> int:
         k: getattr(cfg, k) for k in ("img_size", "batch_size", "phase", "output_k", "sty_dim", "ours_args")
     }
     result = {
-        "config": config
-        | {"threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__},
+        "config": config | run_config(device),
         "official_checkout": os.path.basename(cfg.official),
         **speed,
     }
     if cfg.memory:
         child_argv = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        result["memory_alone"] = {
-            w: memory_in_subprocess(w, child_argv, cfg.mmap_threshold) for w in ("official", "ours")
-        }
+        env = dict(os.environ)
+        if (
+            cfg.mmap_threshold > 0
+        ):  # glibc: blocks this large are mapped and unmapped, so RSS follows live tensors
+            env["MALLOC_MMAP_THRESHOLD_"] = str(cfg.mmap_threshold)
+        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_tunit", child_argv, env)
         result["memory_alone"]["malloc_mmap_threshold"] = cfg.mmap_threshold or "glibc default"
     print(json.dumps(result))
     return 0

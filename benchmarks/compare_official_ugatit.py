@@ -28,8 +28,6 @@ import inspect
 import json
 import os
 import shlex
-import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -42,14 +40,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.benchmark import peak_memory_mb  # noqa: E402
-from benchmarks.compare_official_cyclegan import (  # noqa: E402
-    _split_modules,
-    build,
+from benchmarks.compare_official_cyclegan import _split_modules, build, make_batch  # noqa: E402
+from benchmarks.side_by_side import (  # noqa: E402
+    compare_alternately,
     current_rss_mb,
-    make_batch,
-    summary,
-    timed_step,
+    measure_alone,
+    memory_in_subprocesses,
+    run_config,
 )
 
 OFFICIAL_MODULES = ("networks", "dataset", "utils", "UGATIT")
@@ -168,43 +165,15 @@ def build_pair(cfg, device, which=("official", "ours")) -> dict:
 
 def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
     runners = build_pair(cfg, device)["runners"]
-    wall: dict[str, list[float]] = {"official": [], "ours": []}
-    cpu: dict[str, list[float]] = {"official": [], "ours": []}
-    order = list(runners.items())
-    for i in range(cfg.warmup + cfg.iters):
-        for name, runner in order if i % 2 == 0 else order[::-1]:
-            t_wall, t_cpu = timed_step(runner, device)
-            if i >= cfg.warmup:
-                wall[name].append(t_wall)
-                cpu[name].append(t_cpu)
-    result = {n: {"s_per_iter_wall": summary(wall[n]), "s_per_iter_cpu": summary(cpu[n])} for n in wall}
-    result["ratio_ours_over_official"] = {
-        f"{kind}_{how}": round(value, 3)
-        for kind, d in (("wall", wall), ("cpu", cpu))
-        for how, value in (
-            ("of_medians", statistics.median(d["ours"]) / statistics.median(d["official"])),
-            ("paired_median", statistics.median(u / o for u, o in zip(d["ours"], d["official"]))),
-        )
-    }
-    return result
+    steps = {name: runner.optimize_parameters for name, runner in runners.items()}
+    return compare_alternately(steps, cfg.iters, cfg.warmup, device)
 
 
 def memory_alone(which: str, cfg: argparse.Namespace, device: torch.device) -> dict:
     """Build (both codebases imported, only ``which`` kept) and step one implementation in this process."""
     built = build_pair(cfg, device, which=(which,))
-    runner = built["runners"][which]
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = [timed_step(runner, device)[1] for _ in range(cfg.warmup + cfg.mem_iters)]
-    peak = peak_memory_mb(device)
-    return {
-        "peak_memory_mb": round(peak, 1),
-        "rss_after_imports_mb": round(built["rss_after_imports_mb"], 1),
-        "peak_minus_imports_mb": round(peak - built["rss_after_imports_mb"], 1)
-        if device.type == "cpu"
-        else None,
-        "s_per_iter_cpu_median": round(statistics.median(times), 4),
-    }
+    step = built["runners"][which].optimize_parameters
+    return measure_alone(step, built["rss_after_imports_mb"], cfg.warmup + cfg.mem_iters, device)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -244,18 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     keys = ("light", "img_size", "ch", "n_res", "batch_size", "ours_args", "iters", "warmup")
     result = {
-        "config": {k: getattr(cfg, k) for k in keys}
-        | {"threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__},
+        "config": {k: getattr(cfg, k) for k in keys} | run_config(device),
         "official_checkout": os.path.basename(cfg.official),
         **result,
     }
     if cfg.memory:
         child = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        result["memory_alone"] = {}
-        for which in ("official", "ours"):
-            cmd = [sys.executable, "-m", "benchmarks.compare_official_ugatit", *child, "--only", which]
-            out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-            result["memory_alone"][which] = json.loads(out.strip().splitlines()[-1])
+        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_ugatit", child)
     print(json.dumps(result))
     return 0
 

@@ -24,8 +24,6 @@ import contextlib
 import importlib
 import json
 import os
-import statistics
-import subprocess
 import sys
 import types
 
@@ -35,13 +33,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.benchmark import peak_memory_mb  # noqa: E402
-from benchmarks.compare_official_cyclegan import (  # noqa: E402
-    _split_modules,
+from benchmarks.compare_official_cyclegan import _split_modules, make_batch  # noqa: E402
+from benchmarks.side_by_side import (  # noqa: E402
+    compare_alternately,
     current_rss_mb,
-    make_batch,
-    summary,
-    timed_step,
+    measure_alone,
+    memory_in_subprocesses,
+    run_config,
 )
 
 # Top-level module names of the official checkout; ``data`` is also ours.
@@ -146,57 +144,20 @@ def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
     batch = make_batch(cfg, device)
     official.set_input(batch)
     ours.set_input(batch)
-    wall: dict[str, list[float]] = {"official": [], "ours": []}
-    cpu: dict[str, list[float]] = {"official": [], "ours": []}
-    order = [("official", official), ("ours", ours)]
-    for i in range(cfg.warmup + cfg.iters):
-        for name, step in order if i % 2 == 0 else order[::-1]:  # neither always runs first
-            t_wall, t_cpu = timed_step(step, device)
-            if i >= cfg.warmup:
-                wall[name].append(t_wall)
-                cpu[name].append(t_cpu)
-    result = {
-        name: {"s_per_iter_wall": summary(wall[name]), "s_per_iter_cpu": summary(cpu[name])} for name in wall
-    }
-
-    def paired(times: dict[str, list[float]]) -> float:
-        return round(statistics.median(u / o for u, o in zip(times["ours"], times["official"])), 3)
-
-    # Each pair ran back to back under nearly the same load: the median of per-pair ratios is the steadiest.
-    result["ratio_ours_over_official"] = {
-        "wall_paired_median": paired(wall),
-        "cpu_paired_median": paired(cpu),
-        "wall_of_medians": round(statistics.median(wall["ours"]) / statistics.median(wall["official"]), 3),
-        "cpu_of_medians": round(statistics.median(cpu["ours"]) / statistics.median(cpu["official"]), 3),
-    }
-    return result
+    steps = {"official": official.optimize_parameters, "ours": ours.optimize_parameters}
+    return compare_alternately(steps, cfg.iters, cfg.warmup, device)
 
 
 def memory_alone(which: str, cfg: argparse.Namespace, device: torch.device) -> dict:
-    """Build and step one implementation only (in its own subprocess). Both codebases are imported and our
-    options parsed before ``rss_after_imports_mb`` is read, so ``peak_minus_imports_mb`` compares what the
-    networks, optimisers and steps cost, not what got imported."""
+    """Build and step one implementation only (in its own subprocess); both codebases are imported and our
+    options parsed before the resident set is read, so the peak over it compares what the networks,
+    optimisers and steps cost, not what got imported."""
     official_cls = load_official_unit(cfg.official, device)
     opt = our_options(cfg, device)
     rss_imports = current_rss_mb()
     step = OfficialStep(official_cls, cfg, device) if which == "official" else OurStep(opt, device)
     step.set_input(make_batch(cfg, device))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = [timed_step(step, device)[1] for _ in range(cfg.warmup + cfg.mem_iters)]
-    peak = peak_memory_mb(device)
-    return {
-        "peak_memory_mb": round(peak, 1),
-        "rss_after_imports_mb": round(rss_imports, 1),
-        "peak_minus_imports_mb": round(peak - rss_imports, 1) if device.type == "cpu" else None,
-        "s_per_iter_cpu_median": round(statistics.median(times), 4),
-    }
-
-
-def memory_in_subprocess(which: str, argv: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.compare_official_unit", *argv, "--only", which]
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return measure_alone(step.optimize_parameters, rss_imports, cfg.warmup + cfg.mem_iters, device)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -241,15 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         speed = compare_speed(cfg, device)
     keys = ("crop_size", "batch_size", "dim", "n_res", "num_scales", "gan_type", "ours_args")
     result = {
-        "config": {k: getattr(cfg, k) for k in keys}
-        | {"threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__},
+        "config": {k: getattr(cfg, k) for k in keys} | run_config(device),
         **speed,
     }
     if cfg.memory:
         child_argv = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        result["memory_alone"] = {
-            which: memory_in_subprocess(which, child_argv) for which in ("official", "ours")
-        }
+        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_unit", child_argv)
     print(json.dumps(result))
     return 0
 

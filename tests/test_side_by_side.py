@@ -1,0 +1,51 @@
+"""The side-by-side benchmark machinery: alternation, ratios and the per-side memory run."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks import side_by_side
+
+
+def test_alternation_and_ratios(monkeypatch):
+    calls = []
+    fake_times = {"official": 2.0, "ours": 1.5}
+
+    def fake_timed(step, device):
+        name = step()
+        calls.append(name)
+        return fake_times[name], fake_times[name] / 2
+
+    monkeypatch.setattr(side_by_side, "timed", fake_timed)
+    steps = {"official": lambda: "official", "ours": lambda: "ours"}
+    result = side_by_side.compare_alternately(steps, iters=3, warmup=1, device=torch.device("cpu"))
+    # Who goes first alternates every iteration; warm-up calls are not counted.
+    assert calls == ["official", "ours", "ours", "official", "official", "ours", "ours", "official"]
+    assert result["official"]["s_per_iter_wall"]["all"] == [2.0, 2.0, 2.0]
+    assert result["ours"]["s_per_iter_cpu"]["median"] == 0.75
+    assert result["ratio_ours_over_official"] == {
+        "wall_paired_median": 0.75, "wall_of_medians": 0.75, "cpu_paired_median": 0.75, "cpu_of_medians": 0.75
+    }  # fmt: skip
+
+
+def test_measure_alone_runs_the_step_and_reports_the_peak():
+    count = []
+    result = side_by_side.measure_alone(lambda: count.append(1), 10.0, steps=3, device=torch.device("cpu"))
+    assert len(count) == 3
+    assert result["peak_memory_mb"] > 10.0 and result["rss_before_steps_mb"] == 10.0
+    assert result["peak_minus_before_mb"] == round(result["peak_memory_mb"] - 10.0, 1)
+
+
+def test_memory_subprocess_command_keeps_our_options_last(monkeypatch):
+    commands = []
+
+    class Done:
+        stdout = 'noise\n{"peak_memory_mb": 1.0}\n'
+
+    monkeypatch.setattr(side_by_side.subprocess, "run", lambda cmd, **kw: commands.append(cmd) or Done())
+    result = side_by_side.memory_in_subprocesses("benchmarks.x", ["--iters", "2", "--", "--ngf", "8"])
+    assert result == {"official": {"peak_memory_mb": 1.0}, "ours": {"peak_memory_mb": 1.0}}
+    assert [c[2:] for c in commands] == [
+        ["benchmarks.x", "--iters", "2", "--only", which, "--", "--ngf", "8"]
+        for which in ("official", "ours")
+    ]
