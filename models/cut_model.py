@@ -22,7 +22,6 @@ detaches the keys, so nothing changes but memory.
 
 from __future__ import annotations
 
-import argparse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,7 +33,7 @@ from models.losses import GANLoss
 from models.losses.patchnce import PatchNCELoss
 from models.networks import NORM_TYPES, build_discriminator, build_generator, init_weights, size_multiple
 from models.networks.heads import PatchSampleF
-from options import add_flag
+from options import add_flag, add_switch
 
 CUT_MODES = ("CUT", "cut", "FastCUT", "fastcut")
 
@@ -100,10 +99,10 @@ class CUTModel(BaseModel):
                 "--flip_equivariance",
                 help="flip G's input horizontally with p=0.5 and flip its features back (FastCUT)",
             )
-            parser.add_argument(
+            add_switch(
+                parser,
                 "--reuse_nce_keys",
-                action=argparse.BooleanOptionalAction,
-                default=True,
+                True,
                 help="take the NCE keys G_enc(A), G_enc(B) from G's forward pass instead of re-encoding "
                 "A and B (official); flipped steps always re-encode",
             )

@@ -22,7 +22,6 @@ runs one D backward (same maths, other float rounding); ``--tunit_official_step`
 
 from __future__ import annotations
 
-import argparse
 from collections import OrderedDict
 
 import torch
@@ -43,6 +42,7 @@ from models.tunit_support import (
     repeated_bn_updates,
     style_images,
 )
+from options import add_switch
 from util.checkpoint import load_file
 
 # (flag, type, default, help) tables: the official names and constants of main.py / tools/ops.py.
@@ -97,17 +97,17 @@ class TunitModel(BaseModel):
         if is_train:
             parser.set_defaults(batch_size=32, lr=1e-4, beta1=0.9, beta2=0.999)
             _add_options(parser, _TRAIN_OPTIONS)
-            parser.add_argument(
+            add_switch(
+                parser,
                 "--tunit_official_step",
-                action=argparse.BooleanOptionalAction,
-                default=False,
+                False,
                 help="run the official iteration op for op (bit-exact with clovaai/tunit) instead of the "
                 "faster one that computes each guiding-net/generator pass once (docs/tunit.md, Speed)",
             )
-            parser.add_argument(
+            add_switch(
+                parser,
                 "--tunit_queue_reset_each_epoch",
-                action=argparse.BooleanOptionalAction,
-                default=False,
+                False,
                 help="official quirk Q1: every epoch restarts from the startup queue",
             )
         else:

@@ -26,7 +26,6 @@ from files) and ``--seg_fix_glass_mouth`` (needs part labels).
 
 from __future__ import annotations
 
-import argparse
 import copy
 
 import torch
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from models.losses.ugatit import edge_blur, erode_mask, legacy_tv_loss, mse, soft_mask, tv_loss
 from models.networks.adaptive_norms import RhoClipper
 from models.ugatit_model import D_NAMES, UGATITModel
-from options.base_options import add_flag
+from options.base_options import add_flag, add_switch
 
 
 class UGATITEnhancedModel(UGATITModel):
@@ -51,16 +50,13 @@ class UGATITEnhancedModel(UGATITModel):
         add_flag(g, "--attention_input_legacy", help="fork channel mixing of --attention_input (bug E3)")
         add_flag(g, "--use_deconv", help="transposed-conv up-sampling (the fork's removed option)")
         if is_train:
-            g.add_argument(
-                "--sn",
-                action=argparse.BooleanOptionalAction,
-                default=True,
-                help="spectral norm in D (the fork's --sn flag *disables* it: use --no-sn)",
+            add_switch(
+                g, "--sn", True, help="spectral norm in D (the fork's --sn flag *disables* it: use --no-sn)"
             )
-            g.add_argument(
+            add_switch(
+                g,
                 "--cam_D_attention",
-                action=argparse.BooleanOptionalAction,
-                default=True,
+                True,
                 help="D scales features by its CAM weights (fork's --cam_D_attention disables it)",
             )
             g.add_argument(
@@ -92,12 +88,7 @@ class UGATITEnhancedModel(UGATITModel):
             ):
                 add_flag(g, f"--{flag}", help=f"{text} (needs --mask_dir)")
         else:
-            g.add_argument(
-                "--use_ema",
-                action=argparse.BooleanOptionalAction,
-                default=True,
-                help="translate with the EMA generators (as the fork's test)",
-            )
+            add_switch(g, "--use_ema", True, help="translate with the EMA generators (as the fork's test)")
         return parser
 
     @classmethod

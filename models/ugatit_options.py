@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from options.base_options import add_flag
+from options.base_options import add_flag, add_switch
 
 
 def parse_light(value: str) -> int:
@@ -47,10 +47,10 @@ def add_ugatit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpa
         choices=["unbiased", "biased"],
         help="ILN/AdaILN variance: unbiased = official PyTorch, biased = TF/paper",
     )
-    g.add_argument(
+    add_switch(
+        g,
         "--ugatit_fused_norm",
-        action=argparse.BooleanOptionalAction,
-        default=True,
+        True,
         help="ILN/AdaILN from one var_mean pass and one fused scale-shift (same maths, float rounding "
         "differs); --no-ugatit_fused_norm = the official op sequence (bit-exact)",
     )
@@ -65,10 +65,10 @@ def add_ugatit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpa
         )
         add_flag(g, "--decay_flag", True, "decay lr linearly to 0 over the second half of training")
         g.add_argument("--weight_decay", type=float, default=1e-4, help="Adam L2 weight decay")
-        g.add_argument(
+        add_switch(
+            g,
             "--weight_decay_norms",
-            action=argparse.BooleanOptionalAction,
-            default=True,
+            True,
             help="also decay rho/gamma/beta and norm affines (official: every parameter)",
         )
         for name, default in (("adv", 1.0), ("cycle", 10.0), ("identity", 10.0), ("cam", 1000.0)):
@@ -81,31 +81,31 @@ def add_ugatit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpa
             choices=["raw", "sn"],
             help="D CAM feature weighting: raw weight_orig (official) or spectral-normalised (TF)",
         )
-        g.add_argument(
+        add_switch(
+            g,
             "--ugatit_fused_sn",
-            action=argparse.BooleanOptionalAction,
-            default=True,
+            True,
             help="D spectral norm as conv(x, W)/sigma instead of conv(x, W/sigma): same maths and u/v "
             "updates, float rounding differs; --no-ugatit_fused_sn = official hook (bit-exact)",
         )
-        g.add_argument(
+        add_switch(
+            g,
             "--ugatit_batch_d",
-            action=argparse.BooleanOptionalAction,
-            default=True,
+            True,
             help="with --ugatit_fused_sn: D step judges real and fake in one batched call per D, each half "
             "with its own power iteration (the official numbers of two calls)",
         )
-        g.add_argument(
+        add_switch(
+            g,
             "--ugatit_fused_adam",
-            action=argparse.BooleanOptionalAction,
-            default=True,
+            True,
             help="torch's fused Adam kernel (one pass per tensor; same update up to float rounding); "
             "--no-ugatit_fused_adam = the official per-op Adam (bit-exact)",
         )
-        g.add_argument(
+        add_switch(
+            g,
             "--ugatit_fast_d",
-            action=argparse.BooleanOptionalAction,
-            default=False,
+            False,
             help="batch real+fake in one D call and use eval-mode D in the G step (not official)",
         )
         g.add_argument(
@@ -114,16 +114,11 @@ def add_ugatit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpa
             help="initialise all networks from an official <dataset>_params_<iter>.pt file",
         )
     else:
-        g.add_argument(
-            "--save_heatmaps",
-            action=argparse.BooleanOptionalAction,
-            default=False,
-            help="also write the CAM heatmap of each translation",
-        )
-        g.add_argument(
+        add_switch(g, "--save_heatmaps", False, help="also write the CAM heatmap of each translation")
+        add_switch(
+            g,
             "--save_panels",
-            action=argparse.BooleanOptionalAction,
-            default=False,
+            False,
             help="write the official test strip: identity, translation, cycle and their heatmaps",
         )
     return parser

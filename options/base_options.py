@@ -37,6 +37,11 @@ def add_flag(parser: argparse.ArgumentParser, name: str, default: bool = False, 
     parser.add_argument(name, type=str2bool, nargs="?", const=True, default=default, help=help)
 
 
+def add_switch(parser: argparse.ArgumentParser, name: str, default: bool, help: str = "") -> None:
+    """An on/off option spelled ``--x`` / ``--no-x``: how every faster default offers the official path back."""
+    parser.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help)
+
+
 class FrozenOptions(argparse.Namespace):
     """Namespace that refuses assignment once parsing is done."""
 

@@ -70,7 +70,9 @@ class TrainOptions(BaseOptions):
             "--gan_mode", default="lsgan", choices=["lsgan", "vanilla", "wgangp", "hinge", "nonsaturating"]
         )
         g.add_argument("--pool_size", type=int, default=50, help="image buffer of generated images for D")
-        g.add_argument("--lr_policy", default="linear", choices=["linear", "step", "plateau", "cosine", "constant"])
+        g.add_argument(
+            "--lr_policy", default="linear", choices=["linear", "step", "plateau", "cosine", "constant"]
+        )
         g.add_argument(
             "--lr_decay_iters", type=int, default=50, help="step policy: epochs between x0.1 decays"
         )
