@@ -197,10 +197,15 @@ class LiSSModel(ScheduleMixin, CycleGANModel):
         if reuse and task == "gray" and torch.equal(x[:, :1].expand_as(x), x):
             return head(G.encoder.encode_luma(x[:, :1]))
         if reuse and task == "rotation":
-            first = getattr(self, f"rotation_target_{X}") == 0
-            if torch.equal(x[first], getattr(self, f"real_{X}")):
-                order = torch.cat([first.nonzero(), (~first).nonzero()]).squeeze(1)
-                return head(torch.cat([z, G.encoder(x[~first])]))[order.argsort()]
+            # View positions of each image sorted by angle: column 0 holds the unrotated view. Gathers, not
+            # boolean masks, so the only host sync is the one equality check.
+            n = z.shape[0]
+            by_angle = getattr(self, f"rotation_target_{X}").view(n, 4).argsort(dim=1)
+            rows = (torch.arange(n, device=x.device) * 4).unsqueeze(1) + by_angle
+            if torch.equal(x[rows[:, 0]], getattr(self, f"real_{X}")):
+                pred = head(torch.cat([z, G.encoder(x[rows[:, 1:].reshape(-1)])]))
+                sorted_pred = torch.cat([pred[:n].unsqueeze(1), pred[n:].view(n, 3, -1)], dim=1)
+                return sorted_pred.reshape(4 * n, -1)[rows.reshape(-1).argsort()]
         return head(G.encoder(x))
 
     def task_loss(self, task: str, X: str) -> torch.Tensor:
