@@ -19,9 +19,7 @@ Steps are timed alternately (official, ours, ours, official, ...); prints one JS
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import json
 import os
 import sys
 from types import SimpleNamespace
@@ -37,8 +35,7 @@ from benchmarks.side_by_side import (  # noqa: E402
     compare_alternately,
     current_rss_mb,
     measure_alone,
-    memory_in_subprocesses,
-    run_config,
+    report,
 )
 
 MODES = ("cut", "fastcut", "srunit")
@@ -227,26 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     np.random.seed(cfg.seed)
-    device = torch.device(cfg.device)
-    if cfg.only:
-        with contextlib.redirect_stdout(sys.stderr):  # the official constructors print
-            print(json.dumps(memory_alone(cfg.only, cfg, device)), file=sys.__stdout__)
-        return 0
-    with contextlib.redirect_stdout(sys.stderr):
-        speed = compare_speed(cfg, device)
-    result = {
-        "config": {k: getattr(cfg, k) for k in ("mode", "crop_size", "batch_size", "iters", "warmup")}
-        | {"ours_extra": " ".join(cfg.ours)}
-        | run_config(device),
-        **speed,
-    }
-    if cfg.memory:
-        own = argv[: argv.index("--")] if "--" in argv else argv
-        child = [a for a in own if a != "--memory"]
-        child += ["--official", cfg.official, "--srunit_official", cfg.srunit_official, "--", *cfg.ours]
-        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_cut", child)
-    print(json.dumps(result))
-    return 0
+    config = {k: getattr(cfg, k) for k in ("mode", "crop_size", "batch_size", "iters", "warmup")}
+    config["ours_extra"] = " ".join(cfg.ours)
+    return report(argv, "benchmarks.compare_official_cut", cfg, torch.device(cfg.device), compare_speed,
+                  memory_alone, config, ("--srunit_official", cfg.srunit_official))  # fmt: skip
 
 
 if __name__ == "__main__":

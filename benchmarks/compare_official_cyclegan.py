@@ -18,9 +18,7 @@ JSON object.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import json
 import os
 import sys
 from types import SimpleNamespace
@@ -35,8 +33,7 @@ from benchmarks.side_by_side import (  # noqa: E402
     compare_alternately,
     current_rss_mb,
     measure_alone,
-    memory_in_subprocesses,
-    run_config,
+    report,
 )
 
 # Top-level package names both codebases use; while the official code is imported they must resolve to it.
@@ -258,28 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device)
-    if cfg.only:
-        with contextlib.redirect_stdout(sys.stderr):  # the official constructors print
-            result = memory_alone(cfg.only, cfg, device)
-        print(json.dumps(result))
-        return 0
-    with contextlib.redirect_stdout(sys.stderr):
-        speed = compare_speed(cfg, device)
-    result = {
-        "config": {
-            k: getattr(cfg, k)
-            for k in ("crop_size", "batch_size", "ngf", "ndf", "netG", "norm", "gan_mode", "pool_size")
-        }
-        | run_config(device),
-        "official_checkout": os.path.basename(os.path.abspath(cfg.official)),
-        **speed,
-    }
-    if cfg.memory:
-        child_argv = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_cyclegan", child_argv)
-    print(json.dumps(result))
-    return 0
+    keys = ("crop_size", "batch_size", "ngf", "ndf", "netG", "norm", "gan_mode", "pool_size")
+    config = {k: getattr(cfg, k) for k in keys}
+    return report(argv, "benchmarks.compare_official_cyclegan", cfg, torch.device(cfg.device), compare_speed,
+                  memory_alone, config)  # fmt: skip
 
 
 if __name__ == "__main__":

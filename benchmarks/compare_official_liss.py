@@ -22,9 +22,7 @@ each implementation alone in a fresh subprocess. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import json
 import os
 import shlex
 import sys
@@ -43,8 +41,7 @@ from benchmarks.side_by_side import (  # noqa: E402
     compare_alternately,
     current_rss_mb,
     measure_alone,
-    memory_in_subprocesses,
-    run_config,
+    report,
 )
 
 OFFICIAL_PREFIX = "_official_liss"
@@ -220,7 +217,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--auxiliary_tasks", default="rotation, gray, depth, jigsaw")
     p.add_argument("--task_schedule", default="parallel", help="its first stage runs on both sides")
     p.add_argument("--D_rotation", action="store_true")
-    p.add_argument("--ours", default="", help="extra train.py options for our side, e.g. '--no-liss_reuse_encodings'")
+    p.add_argument(
+        "--ours", default="", help="extra train.py options for our side, e.g. '--no-liss_reuse_encodings'"
+    )
     p.add_argument("--iters", type=int, default=4, help="timed iterations per implementation")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations per implementation first")
     p.add_argument("--mem_iters", type=int, default=2, help="steps of each memory-only subprocess")
@@ -244,25 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg.official = os.path.abspath(cfg.official)  # the memory subprocesses run from the repository root
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = torch.device(cfg.device)
-    if cfg.only:
-        with contextlib.redirect_stdout(sys.stderr):  # the official constructors print
-            result = memory_alone(cfg.only, cfg, device)
-        print(json.dumps(result))
-        return 0
-    with contextlib.redirect_stdout(sys.stderr):
-        speed = compare_speed(cfg, device)
     keys = ("crop_size", "jigsaw_size", "batch_size", "ngf", "ndf", "auxiliary_tasks", "task_schedule",
             "D_rotation", "ours")  # fmt: skip
-    result = {
-        "config": {k: getattr(cfg, k) for k in keys} | run_config(device),
-        **speed,
-    }
-    if cfg.memory:
-        child_argv = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_liss", child_argv)
-    print(json.dumps(result))
-    return 0
+    config = {k: getattr(cfg, k) for k in keys}
+    return report(argv, "benchmarks.compare_official_liss", cfg, torch.device(cfg.device), compare_speed,
+                  memory_alone, config)  # fmt: skip
 
 
 if __name__ == "__main__":

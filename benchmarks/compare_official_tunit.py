@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import importlib
 import io
-import json
 import os
 import shlex
 import sys
@@ -43,8 +42,7 @@ from benchmarks.side_by_side import (  # noqa: E402
     compare_alternately,
     current_rss_mb,
     measure_alone,
-    memory_in_subprocesses,
-    run_config,
+    report,
 )
 
 SHARED_PACKAGES = ("models", "tools", "train", "util", "data", "options")
@@ -246,35 +244,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = parse_args(argv)
+    cfg.official = os.path.abspath(cfg.official)  # the memory subprocesses run from the repository root
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
     patch_cuda_calls(device)
-    if cfg.only:
-        with contextlib.redirect_stdout(sys.stderr):
-            print(json.dumps(memory_alone(cfg.only, cfg, device)), file=sys.__stdout__)
-        return 0
-    with contextlib.redirect_stdout(sys.stderr):
-        speed = compare_speed(cfg, device)
-    config = {
-        k: getattr(cfg, k) for k in ("img_size", "batch_size", "phase", "output_k", "sty_dim", "ours_args")
+    keys = ("img_size", "batch_size", "phase", "output_k", "sty_dim", "ours_args")
+    config = {k: getattr(cfg, k) for k in keys} | {
+        "malloc_mmap_threshold": cfg.mmap_threshold or "glibc default"
     }
-    result = {
-        "config": config | run_config(device),
-        "official_checkout": os.path.basename(cfg.official),
-        **speed,
-    }
-    if cfg.memory:
-        child_argv = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        env = dict(os.environ)
-        if (
-            cfg.mmap_threshold > 0
-        ):  # glibc: blocks this large are mapped and unmapped, so RSS follows live tensors
-            env["MALLOC_MMAP_THRESHOLD_"] = str(cfg.mmap_threshold)
-        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_tunit", child_argv, env)
-        result["memory_alone"]["malloc_mmap_threshold"] = cfg.mmap_threshold or "glibc default"
-    print(json.dumps(result))
-    return 0
+    env = dict(os.environ)
+    if (
+        cfg.mmap_threshold > 0
+    ):  # glibc: blocks this large are mapped and unmapped, so RSS follows live tensors
+        env["MALLOC_MMAP_THRESHOLD_"] = str(cfg.mmap_threshold)
+    return report(argv, "benchmarks.compare_official_tunit", cfg, device, compare_speed, memory_alone, config,
+                  env=env)  # fmt: skip
 
 
 if __name__ == "__main__":

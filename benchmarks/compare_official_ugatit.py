@@ -22,10 +22,8 @@ subprocess with both codebases imported. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import inspect
-import json
 import os
 import shlex
 import sys
@@ -45,8 +43,7 @@ from benchmarks.side_by_side import (  # noqa: E402
     compare_alternately,
     current_rss_mb,
     measure_alone,
-    memory_in_subprocesses,
-    run_config,
+    report,
 )
 
 OFFICIAL_MODULES = ("networks", "dataset", "utils", "UGATIT")
@@ -205,23 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg.official = os.path.abspath(cfg.official)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = torch.device(cfg.device)
-    with contextlib.redirect_stdout(sys.stderr):  # both constructors print
-        result = memory_alone(cfg.only, cfg, device) if cfg.only else compare_speed(cfg, device)
-    if cfg.only:
-        print(json.dumps(result))
-        return 0
     keys = ("light", "img_size", "ch", "n_res", "batch_size", "ours_args", "iters", "warmup")
-    result = {
-        "config": {k: getattr(cfg, k) for k in keys} | run_config(device),
-        "official_checkout": os.path.basename(cfg.official),
-        **result,
-    }
-    if cfg.memory:
-        child = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_ugatit", child)
-    print(json.dumps(result))
-    return 0
+    config = {k: getattr(cfg, k) for k in keys}
+    return report(argv, "benchmarks.compare_official_ugatit", cfg, torch.device(cfg.device), compare_speed,
+                  memory_alone, config)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ allocated memory (CUDA) of each alone, each in a fresh subprocess. Prints one JS
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import json
 import os
 import sys
 import types
@@ -38,8 +36,7 @@ from benchmarks.side_by_side import (  # noqa: E402
     compare_alternately,
     current_rss_mb,
     measure_alone,
-    memory_in_subprocesses,
-    run_config,
+    report,
 )
 
 # Top-level module names of the official checkout; ``data`` is also ours.
@@ -191,25 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device)
     torch.backends.cudnn.benchmark = True  # the official train.py turns it on; ours runs with the same value
-    if cfg.only:
-        with contextlib.redirect_stdout(sys.stderr):  # the constructors print
-            result = memory_alone(cfg.only, cfg, device)
-        print(json.dumps(result))
-        return 0
-    with contextlib.redirect_stdout(sys.stderr):
-        speed = compare_speed(cfg, device)
     keys = ("crop_size", "batch_size", "dim", "n_res", "num_scales", "gan_type", "ours_args")
-    result = {
-        "config": {k: getattr(cfg, k) for k in keys} | run_config(device),
-        **speed,
-    }
-    if cfg.memory:
-        child_argv = [a for a in argv if a != "--memory"] + ["--official", cfg.official]
-        result["memory_alone"] = memory_in_subprocesses("benchmarks.compare_official_unit", child_argv)
-    print(json.dumps(result))
-    return 0
+    config = {k: getattr(cfg, k) for k in keys}
+    return report(argv, "benchmarks.compare_official_unit", cfg, torch.device(cfg.device), compare_speed,
+                  memory_alone, config)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ and ratios in one JSON shape, and measures each side's peak memory alone in a fr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -129,3 +130,37 @@ def _split_at_double_dash(argv: list[str]) -> tuple[list[str], list[str], list[s
 def run_config(device: torch.device) -> dict:
     """The run facts every result carries."""
     return {"threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__}
+
+
+def report(
+    argv: list[str],
+    module: str,
+    cfg,
+    device: torch.device,
+    compare: Callable,
+    alone: Callable,
+    config: dict,
+    child_options: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> int:
+    """The scripts' common ``main`` after parsing: print one JSON object and return the exit status.
+
+    With ``--only official|ours`` (a memory subprocess) it prints ``alone(which, cfg, device)``; otherwise the
+    side-by-side timing of ``compare(cfg, device)`` under ``config`` and, with ``--memory``, each side alone in
+    a fresh process started with this run's options plus ``child_options`` (absolute paths of checkouts).
+    """
+    with contextlib.redirect_stdout(sys.stderr):  # the official constructors print
+        if cfg.only:
+            result = alone(cfg.only, cfg, device)
+        else:
+            result = {
+                "config": config | run_config(device),
+                "official_checkout": os.path.basename(os.path.abspath(cfg.official)),
+                **compare(cfg, device),
+            }
+    if cfg.memory and not cfg.only:
+        own, sep, rest = _split_at_double_dash(argv)
+        own = [a for a in own if a != "--memory"] + ["--official", os.path.abspath(cfg.official)]
+        result["memory_alone"] = memory_in_subprocesses(module, [*own, *child_options, *sep, *rest], env)
+    print(json.dumps(result))
+    return 0

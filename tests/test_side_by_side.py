@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from benchmarks import side_by_side
@@ -49,3 +51,23 @@ def test_memory_subprocess_command_keeps_our_options_last(monkeypatch):
         ["benchmarks.x", "--iters", "2", "--only", which, "--", "--ngf", "8"]
         for which in ("official", "ours")
     ]
+
+
+def test_report_prints_one_object_and_passes_options_to_the_memory_runs(monkeypatch, capsys, tmp_path):
+    seen = {}
+    monkeypatch.setattr(
+        side_by_side,
+        "memory_in_subprocesses",
+        lambda module, argv, env=None: seen.update(argv=argv) or {"x": 1},
+    )
+    cfg = type("Cfg", (), {"only": None, "memory": True, "official": str(tmp_path / "off")})()
+    argv = ["--official", "off", "--memory", "--", "--ngf", "8"]
+    status = side_by_side.report(
+        argv, "benchmarks.x", cfg, torch.device("cpu"), lambda c, d: {"ratio": 0.5}, None, {"crop_size": 32},
+        child_options=("--srunit_official", "/s"),
+    )  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0 and out["ratio"] == 0.5 and out["memory_alone"] == {"x": 1}
+    assert out["config"]["crop_size"] == 32 and out["config"]["threads"] == torch.get_num_threads()
+    assert seen["argv"] == ["--official", "off", "--official", str(tmp_path / "off"), "--srunit_official", "/s",
+                            "--", "--ngf", "8"]  # fmt: skip
