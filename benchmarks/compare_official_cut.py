@@ -32,6 +32,7 @@ if ROOT not in sys.path:
 
 from benchmarks.compare_official_cyclegan import SHARED_PACKAGES, _split_modules, make_batch  # noqa: E402
 from benchmarks.side_by_side import (  # noqa: E402
+    add_run_options,
     compare_alternately,
     current_rss_mb,
     measure_alone,
@@ -191,20 +192,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mode", default="cut", choices=MODES)
     p.add_argument("--crop_size", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=1)
-    p.add_argument("--iters", type=int, default=6, help="timed iterations per implementation")
-    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per implementation first")
-    p.add_argument("--mem_iters", type=int, default=2, help="steps of each memory-only subprocess")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    add_run_options(p, iters=6, mem_iters=2)
     p.add_argument(
         "--cudnn_benchmark",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="the official BaseModel turns it on process-wide; both run with this value",
     )
-    p.add_argument("--memory", action="store_true", help="also peak memory of each, in separate processes")
-    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the draws and the input batch")
-    p.add_argument("--only", choices=["official", "ours"], help=argparse.SUPPRESS)
     args = p.parse_args(own)
     args.ours = ours
     if args.mode == "srunit" and not args.srunit_official:

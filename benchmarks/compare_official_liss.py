@@ -38,6 +38,7 @@ if ROOT not in sys.path:
 
 from benchmarks.compare_official_cyclegan import SHARED_PACKAGES, _split_modules, build  # noqa: E402
 from benchmarks.side_by_side import (  # noqa: E402
+    add_run_options,
     compare_alternately,
     current_rss_mb,
     measure_alone,
@@ -220,15 +221,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--ours", default="", help="extra train.py options for our side, e.g. '--no-liss_reuse_encodings'"
     )
-    p.add_argument("--iters", type=int, default=4, help="timed iterations per implementation")
-    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per implementation first")
-    p.add_argument("--mem_iters", type=int, default=2, help="steps of each memory-only subprocess")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    add_run_options(p, iters=4, mem_iters=2)
     p.add_argument("--cudnn_benchmark", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--memory", action="store_true", help="also peak memory of each, in separate processes")
-    p.add_argument("--seed", type=int, default=0, help="seeds the weights and the input batch")
-    p.add_argument("--only", choices=["official", "ours"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if not os.path.isfile(os.path.join(args.official, "models", "liss_model.py")):
         p.error(f"--official {args.official}: not a LiSS checkout (no models/liss_model.py)")

@@ -39,6 +39,7 @@ if ROOT not in sys.path:
 
 from benchmarks.compare_official_cyclegan import _split_modules  # noqa: E402
 from benchmarks.side_by_side import (  # noqa: E402
+    add_run_options,
     compare_alternately,
     current_rss_mb,
     measure_alone,
@@ -219,12 +220,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--output_k", type=int, default=10)
     p.add_argument("--sty_dim", type=int, default=128)
     p.add_argument("--ours_args", default="", help="extra options for our model, one string")
-    p.add_argument("--iters", type=int, default=4, help="timed iterations per implementation")
-    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per implementation first")
-    p.add_argument("--mem_iters", type=int, default=2, help="steps of each memory-only subprocess")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    p.add_argument("--memory", action="store_true", help="also peak memory of each, in separate processes")
+    add_run_options(p, iters=4, mem_iters=2)
     p.add_argument(
         "--mmap_threshold",
         type=int,
@@ -232,8 +228,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="memory runs: glibc MALLOC_MMAP_THRESHOLD_ in bytes (0: glibc's adaptive default, whose heap "
         "fragmentation depends on the allocation order; e.g. 65536 to measure the live-tensor peak)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the batch and the queue")
-    p.add_argument("--only", choices=["official", "ours"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if not os.path.isfile(os.path.join(args.official, "train", "train_unsupervised.py")):
         p.error(f"--official {args.official}: not a clovaai/tunit checkout (no train/train_unsupervised.py)")

@@ -40,6 +40,7 @@ if ROOT not in sys.path:
 
 from benchmarks.compare_official_cyclegan import _split_modules, build, make_batch  # noqa: E402
 from benchmarks.side_by_side import (  # noqa: E402
+    add_run_options,
     compare_alternately,
     current_rss_mb,
     measure_alone,
@@ -182,14 +183,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--n_res", type=int, default=4)
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--ours_args", default="", help="extra options for our model, one quoted string")
-    p.add_argument("--iters", type=int, default=4, help="timed iterations per implementation")
-    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per implementation first")
-    p.add_argument("--mem_iters", type=int, default=1, help="steps of each memory-only subprocess")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    p.add_argument("--memory", action="store_true", help="also peak memory of each, in separate processes")
-    p.add_argument("--seed", type=int, default=0, help="seeds the weights and the input batch")
-    p.add_argument("--only", choices=["official", "ours"], help=argparse.SUPPRESS)
+    add_run_options(p, iters=4, mem_iters=1)
     args = p.parse_args(argv)
     if not os.path.isfile(os.path.join(args.official, "UGATIT.py")):
         p.error(f"--official {args.official}: not a UGATIT-pytorch checkout (no UGATIT.py)")

@@ -7,6 +7,7 @@ and ratios in one JSON shape, and measures each side's peak memory alone in a fr
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -22,6 +23,18 @@ from benchmarks.benchmark import peak_memory_mb, sync
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDES = ("official", "ours")
+
+
+def add_run_options(p: argparse.ArgumentParser, iters: int = 6, mem_iters: int = 2) -> None:
+    """The options every comparison script has: run length, threads, device, memory runs, seed."""
+    p.add_argument("--iters", type=int, default=iters, help="timed iterations per implementation")
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per implementation first")
+    p.add_argument("--mem_iters", type=int, default=mem_iters, help="steps of each memory-only subprocess")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--memory", action="store_true", help="also peak memory of each, in separate processes")
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the draws and the input batch")
+    p.add_argument("--only", choices=SIDES, help=argparse.SUPPRESS)
 
 
 def timed(step: Callable[[], object], device: torch.device) -> tuple[float, float]:
