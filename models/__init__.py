@@ -37,5 +37,14 @@ def find_model_class(name: str) -> type[BaseModel]:
 
 
 def create_model(opt) -> BaseModel:
-    """Instantiate the model named by ``opt.model`` (networks on CPU; the trainer moves them)."""
-    return find_model_class(opt.model)(opt)
+    """Instantiate the model named by ``opt.model`` (networks on CPU; the trainer moves them).
+
+    Its plain convolutions take the faster CPU path unless ``--no-fast_cpu_convs`` (see
+    ``models.networks.fast_conv``); on CUDA each call falls back to cuDNN by itself.
+    """
+    model = find_model_class(opt.model)(opt)
+    if getattr(opt, "fast_cpu_convs", False):
+        from models.networks.fast_conv import use_fast_cpu_convs
+
+        use_fast_cpu_convs(model)
+    return model
