@@ -13,7 +13,8 @@ The official F creates its MLPs at its first call, inside the official ``data_de
 state_dicts are loaded into ours with ``strict=True``, so both start from the same weights (the official
 step zeroes the gradients the init leaves). SRUNIT runs with the SR loss active (epoch 1 > inact_epochs 0)
 and ours with ``--sr_noise_mode fixed`` (the official perturbation; the sampled mode costs the same).
-Steps are timed alternately (official, ours, ours, official, ...); prints one JSON object.
+Steps are timed alternately (official, ours, ours, official, ...); prints one JSON object. SRUNIT's two sides
+perturb the same layer at each step (``same_sr_layers``): use ``--iters`` a multiple of 5 to weigh them alike.
 """
 
 from __future__ import annotations
@@ -161,11 +162,30 @@ def copy_weights(official, ours) -> None:
         getattr(ours, name).load_state_dict(getattr(official, name).state_dict(), strict=True)
 
 
+def same_sr_layers(official, ours, steps: int, reg_layers: list[int]) -> None:
+    """Make both sides perturb the same SR layer at the same step: 0, 1, 2, ... of ``reg_layers`` in turn.
+
+    The cost of an SRUNIT step depends on the layer drawn (decoding from layer 0 runs all of G, from 16
+    about half), and the two codebases draw from different RNGs (NumPy / torch), so without this the
+    per-pair ratios compare different work. Our draw is injected; the official module's ``np.random.choice``
+    is answered from the same sequence (its other NumPy draws are untouched).
+    """
+    import numpy as np
+
+    layers = [reg_layers[i % len(reg_layers)] for i in range(steps)]
+    ours.inject_draws(sr_choice=list(layers))
+    queue = list(layers)
+    random = SimpleNamespace(random=np.random.random, choice=lambda choices, size: np.array([queue.pop(0)]))
+    sys.modules[type(official).__module__].np = SimpleNamespace(random=random)
+
+
 def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
     batch = make_batch(cfg, device)
     official = build_official(cfg, device, batch)
     ours = build_ours(cfg, device, batch)
     copy_weights(official, ours)
+    if cfg.mode == "srunit":
+        same_sr_layers(official, ours, cfg.warmup + cfg.iters, [0, 1, 2, 3, 4])
     torch.backends.cudnn.benchmark = cfg.cudnn_benchmark  # the official BaseModel sets it process-wide
     steps = {"official": official_step(official, cfg.mode == "srunit"), "ours": ours.optimize_parameters}
     return compare_alternately(steps, cfg.iters, cfg.warmup, device)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from models.base_model import BaseModel
 from models.losses.contrastive import MoCoQueue, hinge_adv_loss, iic_loss, moco_loss, r1_penalty
 from models.networks.tunit import Discriminator, Generator, GuidingNet
+from models.tunit_options import add_tunit_options, option_errors
 from models.tunit_support import (
     TunitSchedule,
     cluster_styles,
@@ -42,102 +43,25 @@ from models.tunit_support import (
     repeated_bn_updates,
     style_images,
 )
-from options import add_switch
 from util.checkpoint import load_file
 
-# (flag, type, default, help) tables: the official names and constants of main.py / tools/ops.py.
-_NET_OPTIONS = (
-    ("--output_k", int, 10, "number of pseudo domains K (C.disc outputs, D heads)"),
-    ("--sty_dim", int, 128, "style code size (C.cont outputs)"),
-    ("--tunit_g_nf", int, 0, "G stem width (0: official 64, or 32 from 256 px)"),
-    ("--tunit_g_nf_mlp", int, 256, "G style-MLP width"),
-    ("--tunit_c_widths", str, "", "guiding-net trunk, e.g. 64,M,128,M (empty: VGG11)"),
-)
-_TRAIN_OPTIONS = (
-    ("--p_semi", float, 0.0, "labelled fraction: 0 unsupervised, 1 supervised, else semi-supervised"),
-    ("--tunit_d_nf", int, 0, "D stem width (0: official 64, or 32 from 256 px)"),
-    ("--tunit_d_max_nf", int, 1024, "D width cap"),
-    ("--lambda_adv", float, 1.0, "official w_adv"),
-    ("--lambda_rec", float, 0.1, "official w_rec: image reconstruction"),
-    ("--lambda_sty", float, 0.01, "official w_vec: style contrastive"),
-    ("--lambda_r1", float, 10.0, "official w_gp: R1 penalty"),
-    ("--lambda_iic", float, 5.0, "weight of IIC (labelled iterations: of the CE) in the C loss"),
-    ("--tunit_c_gan_factor", float, 0.1, "C-loss factor in the GAN phase (and sup/semi-unlabelled)"),
-    ("--moco_k", int, 1024, "MoCo queue length"),
-    ("--moco_t", float, 0.07, "MoCo temperature"),
-    ("--ema_beta", float, 0.999, "EMA decay of C_ema and G_ema"),
-    ("--c_weight_decay", float, 1e-3, "Adam weight decay (L2) of C"),
-    ("--gd_weight_decay", float, 1e-4, "RMSprop weight decay (L2) of G and D"),
-    ("--tunit_epoch_iters", int, 1000, "official --iters: iterations per epoch (EMA buffer copy)"),
-    ("--tunit_epochs", int, 200, "official --epochs: training length in epochs"),
-    ("--tunit_gan_start", int, -1, "iteration the GAN starts (-1: official; 65k when unsupervised)"),
-    ("--tunit_ema_start", int, -1, "iteration of G_ema := G, then its EMA (-1: official; 66k)"),
-    ("--tunit_semi_warm_epochs", int, 20, "semi: epochs of labelled-only iterations (official unsup_start)"),
-    ("--tunit_official_ckpt", str, "", "initialise nets and optimisers from an official model_N.ckpt"),
-    ("--tunit_start_iter", int, 0, "iterations already done (with --tunit_official_ckpt: N * iters)"),
-)
-_TEST_OPTIONS = (
-    ("--tunit_style_dir", str, "", "images for the styles, searched recursively (empty: --dataroot)"),
-    ("--tunit_styles", str, "", "a .pt file with precomputed cluster styles ({'styles': (K, sty_dim)})"),
-    ("--tunit_max_style_images", int, 0, "style images, evenly spaced (0: 2000 for clusters, 8 references)"),
-)
 
+import ctypes
+import os
 
-def _add_options(parser, table) -> None:
-    for flag, kind, default, help in table:
-        parser.add_argument(flag, type=kind, default=default, help=help)
+_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
 
 
 class TunitModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        # Official: 128 px squares (Resize, aspect not kept), batch 32, lr 1e-4, Adam betas (0.9, 0.999).
-        parser.set_defaults(dataset_mode="tunit", load_size=128, crop_size=128, preprocess="resize_and_crop")
-        _add_options(parser, _NET_OPTIONS)
-        if is_train:
-            parser.set_defaults(batch_size=32, lr=1e-4, beta1=0.9, beta2=0.999)
-            _add_options(parser, _TRAIN_OPTIONS)
-            add_switch(
-                parser,
-                "--tunit_official_step",
-                False,
-                help="run the official iteration op for op (bit-exact with clovaai/tunit) instead of the "
-                "faster one that computes each guiding-net/generator pass once (docs/tunit.md, Speed)",
-            )
-            add_switch(
-                parser,
-                "--tunit_queue_reset_each_epoch",
-                False,
-                help="official quirk Q1: every epoch restarts from the startup queue",
-            )
-        else:
-            _add_options(parser, _TEST_OPTIONS)
-            parser.add_argument(
-                "--tunit_style",
-                default="cluster",
-                choices=["cluster", "reference"],
-                help="cluster-average styles (paper figures) or one style per reference image",
-            )
-            parser.add_argument(
-                "--tunit_cluster_net",
-                default="C_ema",
-                choices=["C_ema", "C"],
-                help="which guiding net assigns the clusters (official grids use C)",
-            )
-        return parser
+        return add_tunit_options(parser, is_train)
 
     @classmethod
     def validate_options(cls, opt, parser):
-        if opt.input_nc != 3 or opt.output_nc != 3:
-            parser.error(
-                "TUNIT's networks take RGB images: use --input_nc 3 --output_nc 3 (gray images are expanded)"
-            )
-        if opt.crop_size < 32 or opt.crop_size & (opt.crop_size - 1):
-            parser.error(f"TUNIT needs a power-of-two --crop_size >= 32, got {opt.crop_size}")
-        if opt.isTrain and not 0.0 <= opt.p_semi <= 1.0:
-            parser.error(f"--p_semi must be in [0, 1], got {opt.p_semi}")
-        if opt.isTrain and opt.load_size != opt.crop_size:
-            parser.error("TUNIT resizes to a square: use --load_size equal to --crop_size")
+        errors = option_errors(opt)
+        if errors:
+            parser.error(errors[0])
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -292,7 +216,7 @@ class TunitModel(BaseModel):
         self.zero_grad(*names)
         self.backward(loss)
         self.step(*names)
-        if not self.opt.tunit_official_step:
+        if not self.opt.tunit_official_step and "keepgrad" not in os.environ.get("TUNIT_EXP2", ""):
             self.zero_grad(*names)  # upstream keeps the gradients until the next step: free them now
 
     def _gan_official(self, y_org, perm) -> None:
@@ -310,13 +234,43 @@ class TunitModel(BaseModel):
         self._g_step()
 
     def _gan_fast(self, y_org, perm) -> None:
-        """The same maths with each distinct computation done once (docs/tunit.md, "Speed").
+        import os
 
-        C and G do not change between the official no_grad pass and the G step (only D is stepped), and
-        BatchNorm batch statistics do not depend on the order of the batch, so one C trunk pass on x_org
-        with gradients gives the labels, s_src and s_ref = s_src[perm] (upstream: four or three passes), and
-        the G step's x_fake, computed before the D step, is the D step's fake.
-        """
+        v = os.environ.get("TUNIT_EXP", "new")
+        if v == "reuse":
+            return self._gan_reuse(y_org, perm)
+        C, G = self.netC, self.netG
+        n = 4 if y_org is None else 3
+        if "c2" in os.environ.get("TUNIT_EXP2", ""):
+            with torch.no_grad(), repeated_bn_updates(C, n - 1):
+                feat = C.trunk(self.x_org)
+                s_ref = C.cont(feat)[perm]
+                self.y_org = torch.argmax(C.disc(feat), 1) if y_org is None else y_org
+                self.y_ref = self.y_org[perm]
+                x_fake = G.decode(G.cnt_encoder(self.x_org), s_ref)
+            del feat, s_ref
+        else:
+            with repeated_bn_updates(C, n):
+                feat = C.trunk(self.x_org)
+            s_src = C.cont(feat)
+            with torch.no_grad():
+                self.y_org = torch.argmax(C.disc(feat), 1) if y_org is None else y_org
+                self.y_ref = self.y_org[perm]
+                x_fake = G.decode(G.cnt_encoder(self.x_org), s_src[perm])
+        if "trim" in os.environ.get("TUNIT_EXP2", ""):
+            _TRIM(0)
+        self._d_step(x_fake)
+        del x_fake
+        if "trim" in os.environ.get("TUNIT_EXP2", ""):
+            _TRIM(0)
+        if "c2" in os.environ.get("TUNIT_EXP2", ""):
+            s_src = C.moco(self.x_org)
+        c_src = G.cnt_encoder(self.x_org)
+        self.x_fake = G.decode(c_src, s_src[perm])
+        self.x_rec = G.decode(c_src, s_src)
+        self._g_step()
+
+    def _gan_reuse(self, y_org, perm) -> None:
         C, G = self.netC, self.netG
         with repeated_bn_updates(
             C, 4 if y_org is None else 3
@@ -340,7 +294,7 @@ class TunitModel(BaseModel):
         self.loss_D_fake = hinge_adv_loss(d_fake, "d_fake")
         self.loss_D_gp = self.opt.lambda_r1 * r1_penalty(d_real, x_ref)
         self.loss_D = self.loss_D_real + self.loss_D_fake + self.loss_D_gp
-        if not self.opt.tunit_official_step:  # one backward pass through D(x_ref) instead of two
+        if not self.opt.tunit_official_step and "d3" not in os.environ.get("TUNIT_EXP2", ""):  # one backward pass through D(x_ref) instead of two
             self._step(self.loss_D, "D")
             return
         # Three backward calls in the official order: the float sums of the gradients match upstream.
@@ -353,7 +307,9 @@ class TunitModel(BaseModel):
     def _g_step(self) -> None:
         opt, C, D = self.opt, self.netC, self.netD
         self.set_requires_grad(D, False)  # D1: upstream fills D's grads here and discards them
-        if opt.tunit_official_step:
+        import os
+
+        if opt.tunit_official_step or "splitd" in os.environ.get("TUNIT_EXP2", ""):
             logit_fake, logit_rec = D(self.x_fake, self.y_ref)[0], D(self.x_rec, self.y_org)[0]
         else:  # D has no batch statistics (FRN is per sample): one call for both
             logits = D(torch.cat([self.x_fake, self.x_rec]), torch.cat([self.y_ref, self.y_org]))[0]

@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
@@ -225,3 +226,168 @@ def parse_widths(spec: str) -> tuple[int | str, ...]:
     if not spec:
         return VGG11_WIDTHS
     return tuple("M" if v.strip().upper() == "M" else int(v) for v in spec.split(","))
+
+
+# ---------------------------------------------------------------------------- official FID protocol (F1/F2)
+#: torchvision's ImageNet statistics, which validation.py applies before pytorch-fid's own 2x - 1 (quirk F1).
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+OFFICIAL_FID_PROTOCOL = "tunit-official-fid/1"
+
+
+def official_fid_input(images: torch.Tensor, size: int = 299) -> torch.Tensor:
+    """[-1, 1] images -> the tensor that reaches the Inception convolutions in ``calcFIDBatch`` (quirk F1).
+
+    validation.py maps to [0, 1], normalises with the ImageNet mean/std and resizes to 299 by *nearest*
+    interpolation; pytorch-fid's wrapper then resizes bilinearly to 299 (a no-op at that size) and applies its
+    own ``2x - 1``. So the network sees ``2 ((x + 1) / 2 - mean) / std - 1`` (about [-5.3, 4.3] instead of
+    [-1, 1]), nearest-resized, from unquantised floats. The standard pipeline
+    (:func:`util.metrics.fid.prepare_images`) feeds ``2 q - 1`` of the 8-bit image q, resized bilinearly.
+    """
+    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = ((images + 1.0) / 2.0 - mean) / std
+    x = F.interpolate(x, size=[size, size])  # mode "nearest", as upstream
+    return 2 * x - 1
+
+
+def official_fid_budget(n_t: int, num_classes: int) -> tuple[int, int]:
+    """(m, e) of ``calcFIDBatch`` for a fake budget ``n_t`` per class (upstream: ``(min + max) // 2`` of the
+    per-class training-set sizes, which are also the reals per class of the two-domain sets).
+
+    ``m = max(50 // classes, 1)`` reference draws; ``e = (n_t // m) // (classes - 1)`` references per draw
+    and content images per other class (``n_t // m`` with one class). Each class gets ``(classes - 1) m e``
+    fakes (``m e`` with one class), never more than n_t, so upstream's cut to n_t removes nothing.
+    """
+    m = max(50 // num_classes, 1)
+    return m, (n_t // m) // max(num_classes - 1, 1)
+
+
+def official_fid_pairs(
+    labels: torch.Tensor, target: int, num_classes: int, m: int, e: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(content, reference) indices into ``labels`` of the fakes of class ``target``, in upstream's order.
+
+    ``m`` draws of ``e`` distinct class-``target`` references (``randperm(n_target)[:e]``, drawn first); then
+    for each other class ``(target + j + 1) % classes``, j = 0, 1, ... (with one class: the class itself),
+    its first ``e`` images are translated with each draw in turn.
+    """
+    own = torch.nonzero(labels == target).flatten()
+    draws = [own[torch.randperm(own.numel(), generator=generator)[:e]] for _ in range(m)]
+    others = [(target + j + 1) % num_classes for j in range(max(num_classes - 1, 1))]
+    content, refs = [], []
+    for cls in others:
+        first = torch.nonzero(labels == cls).flatten()[:e]
+        if first.numel() != e or any(d.numel() != e for d in draws):
+            # Upstream pairs batches of different sizes here (an error, or uninitialised feature rows).
+            raise ValueError(
+                f"official FID protocol: e = {e} references and content images per class, but class "
+                f"{target} has {own.numel()} and class {cls} {torch.sum(labels == cls).item()} images"
+            )
+        for d in draws:
+            content.append(first)
+            refs.append(d)
+    empty = torch.zeros(0, dtype=torch.long)
+    return (torch.cat(content), torch.cat(refs)) if content else (empty, empty)
+
+
+def _maybe_flip(images: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """RandomHorizontalFlip(0.5) of upstream's training transform, one draw per image from ``generator``."""
+    if not flip or images.size(0) == 0:
+        return images
+    mask = torch.rand(images.size(0), generator=generator) < 0.5
+    return torch.where(mask.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images)
+
+
+@torch.no_grad()
+def official_per_class_fid(
+    model,
+    references,
+    reals,
+    extractor,
+    *,
+    class_names: list[str] | None = None,
+    n_target: int = 0,
+    cap_reals: bool = False,
+    flip_references: bool = False,
+    flip_reals: bool = True,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    batch_size: int = 50,
+) -> dict:
+    """Per-class FID and mFID by clovaai/tunit's training-time protocol (``calcFIDBatch``, quirks F1/F2).
+
+    Args:
+        model: a TUNIT model; ``netG_ema`` and ``netC_ema`` run in eval mode.
+        references: an encoded split with images (``util.metrics.tunit_fid.encode_split``): upstream's "val"
+            images, the source of content and reference images (AnimalFaces: the last 50 of each class).
+        reals: an encoded split with images: the training images, the reals of each class.
+        class_names: the classes, in label order (default: the label numbers).
+        n_target: n_t; 0: ``(min + max) // 2`` of the per-class counts of ``reals`` (upstream).
+        cap_reals: only the first n_t reals of each class (upstream for all sets but AnimalFaces).
+        flip_references / flip_reals: upstream's training transform flips (p 0.5) the reals and, for
+            AnimalFaces, the "val" images too (one draw per image and evaluation).
+        seed: the generator of the flips (references first, then per class: reals, then the m draws).
+
+    Fakes are ``G_ema(content, C_ema.moco(reference))`` fed unquantised; every image goes through
+    :func:`official_fid_input` and ``extractor.features``. Returns the report of
+    ``util.metrics.tunit_fid.per_class_fid`` with one mode, ``reference``, plus ``n_target``, ``draws`` (m)
+    and ``per_draw`` (e).
+    """
+    device = device if device is not None else next(model.netG_ema.parameters()).device
+    if class_names is None:
+        class_names = [str(c) for c in range(int(max(references.labels.max(), reals.labels.max())) + 1)]
+    num_classes = len(class_names)
+    counts = torch.bincount(reals.labels, minlength=num_classes).tolist()
+    n_t = n_target or (min(counts) + max(counts)) // 2
+    m, e = official_fid_budget(n_t, num_classes)
+    generator = torch.Generator().manual_seed(seed)
+    g, c = model.netG_ema, model.netC_ema
+    everything = torch.arange(references.labels.numel())
+    val = _maybe_flip(references.image_batch(everything, "cpu"), flip_references, generator)
+
+    def features(images: torch.Tensor) -> np.ndarray:
+        chunks = [
+            extractor.features(official_fid_input(images[i : i + batch_size].to(device)))
+            for i in range(0, images.size(0), batch_size)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, extractor.dims), dtype=np.float32)
+
+    from util.metrics.fid import fid_from_features  # here: util.metrics imports this module
+
+    result: dict = {"fid": {}, "n_fake": {}}
+    n_real = {}
+    with eval_mode(g, c):
+        codes = torch.cat(
+            [c.moco(val[i : i + batch_size].to(device)) for i in range(0, val.size(0), batch_size)]
+        )
+        for cls, name in enumerate(class_names):
+            own = torch.nonzero(reals.labels == cls).flatten()
+            own = own[:n_t] if cap_reals else own
+            real = features(_maybe_flip(reals.image_batch(own, "cpu"), flip_reals, generator))
+            content, refs = official_fid_pairs(references.labels, cls, num_classes, m, e, generator)
+            fakes = [
+                g.decode(
+                    g.cnt_encoder(val[content[i : i + batch_size]].to(device)),
+                    codes[refs[i : i + batch_size]],
+                )
+                for i in range(0, content.numel(), batch_size)
+            ]
+            fake = features(torch.cat(fakes) if fakes else val[:0])
+            n_real[name] = int(own.numel())
+            result["n_fake"][name] = int(len(fake))
+            ok = len(fake) >= 2 and len(real) >= 2
+            result["fid"][name] = fid_from_features(fake, real) if ok else None
+    scored = [v for v in result["fid"].values() if v is not None]
+    result.update(mfid=float(np.mean(scored)) if scored else None, scored=len(scored))
+    return {
+        "protocol": OFFICIAL_FID_PROTOCOL,
+        "dims": extractor.dims,
+        "seed": seed,
+        "n_target": n_t,
+        "draws": m,
+        "per_draw": e,
+        "images": int(references.labels.numel()),
+        "classes": class_names,
+        "n_real": n_real,
+        "reference": result,
+    }
