@@ -326,6 +326,12 @@ class CUTModel(BaseModel):
         self.set_requires_grad(self.netD, False)  # the G step must not accumulate D gradients
 
     def optimize_parameters(self) -> None:
+        self.train_step()
+        # The taps are activations of G's pass (about 30 MB at 128 px, batch 2): do not hold them until the
+        # next forward, where they would sit beside the new pass's.
+        self.feats_real = None
+
+    def train_step(self) -> None:
         self.forward()
         self.update_D()
         self.backward_and_step(self.compute_G_loss(), *self.generator_optimizers)

@@ -167,9 +167,9 @@ class SRUNITModel(CUTModel):
         m = magnitude.flatten(1)[:, ids[0]].flatten().to(dtype)  # batch-major, like F's rows
         return (dist / m).mean() / len(self.nce_layers)  # official: / n_layers although one layer is used
 
-    def optimize_parameters(self) -> None:
+    def train_step(self) -> None:
         if not self.sr_enabled:  # --reg 0: the README's CUT baseline
-            return super().optimize_parameters()
+            return super().train_step()
         self.forward()
         self.update_D()
         self.loss_reg = self.real_A.new_zeros(())

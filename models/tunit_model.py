@@ -261,7 +261,7 @@ class TunitModel(BaseModel):
             _TRIM(0)
         self._d_step(x_fake)
         del x_fake
-        if "trim" in os.environ.get("TUNIT_EXP2", ""):
+        if "trim" in os.environ.get("TUNIT_EXP2", "") and "trim1" not in os.environ.get("TUNIT_EXP2", ""):
             _TRIM(0)
         if "c2" in os.environ.get("TUNIT_EXP2", ""):
             s_src = C.moco(self.x_org)
@@ -282,6 +282,8 @@ class TunitModel(BaseModel):
             self.y_ref = self.y_org[perm]
         c_src = G.cnt_encoder(self.x_org)
         self.x_fake = G.decode(c_src, s_src[perm])
+        if "trim" in os.environ.get("TUNIT_EXP2", ""):
+            _TRIM(0)
         self._d_step(self.x_fake.detach())
         self.x_rec = G.decode(c_src, s_src)
         self._g_step()

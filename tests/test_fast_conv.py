@@ -124,3 +124,58 @@ def test_option_decides_the_convolution_class(flag, expected):
     model = models.create_model(opt)
     resblock_conv = model.netG.model[12].conv_block[1]
     assert type(resblock_conv) is expected
+
+
+@pytest.mark.parametrize("pad", [1, 3])
+def test_reflect_pad_backward_from_slices(pad):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
+    y = F.pad(x, (pad,) * 4, mode="reflect")
+    g = torch.randn_like(y)
+    (expected,) = torch.autograd.grad(y, x, g)
+    assert torch.allclose(fast_conv.reflect_pad_backward(g, pad), expected, rtol=0, atol=1e-12)
+
+
+@needs_nnpack
+def test_reflect_pads_fuse_into_convs_and_free_the_padded_copy():
+    from models.networks.blocks import ResnetBlock
+    from models.networks.generators import ResnetGenerator
+
+    torch.manual_seed(0)
+    block = ResnetBlock(32)
+    fused = copy.deepcopy(block)
+    keys = list(block.state_dict())
+    use_fast_cpu_convs(fused)
+    seq = fused.conv_block
+    assert isinstance(seq[0], fast_conv.FusedReflectionPad) and isinstance(
+        seq[4], fast_conv.FusedReflectionPad
+    )
+    assert seq[1].reflect_padding == 1 and list(fused.state_dict()) == keys
+    x = torch.randn(1, 32, 32, 32, requires_grad=True)
+    saved = {}
+    g = torch.randn(1, 32, 32, 32)
+    outputs = {}
+    for name, net in (("plain", block), ("fused", fused)):
+        sizes: dict[int, int] = {}
+
+        def keep(t, sizes=sizes):
+            sizes.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            y = net(x)
+        saved[name] = sum(sizes.values())
+        # Conv biases before an InstanceNorm have an analytic gradient of 0 (rounding noise only): skipped.
+        weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
+        outputs[name] = (y, *torch.autograd.grad(y, [x, *weights], g))
+    assert all(_rel(a, b) < 1e-4 for a, b in zip(outputs["fused"], outputs["plain"]))
+    padded_input = 32 * 34 * 34 * 4  # one 34x34 map per fused pad stops being kept
+    assert saved["plain"] - saved["fused"] >= 2 * padded_input - 32 * 32 * 32 * 4
+    use_fast_cpu_convs(fused, enabled=False)
+    assert type(seq[0]) is nn.ReflectionPad2d and type(seq[1]) is nn.Conv2d and seq[1].padding == (0, 0)
+    assert torch.equal(fused(x), block(x))
+    # A generator's own Sequential is tapped by index (CUT's NCE layers): its pads stay.
+    gen = ResnetGenerator(ngf=32, n_blocks=1)
+    use_fast_cpu_convs(gen)
+    assert not any(isinstance(m, fast_conv.FusedReflectionPad) for m in gen.model.children())
+    assert isinstance(gen.model[10].conv_block[0], fast_conv.FusedReflectionPad)

@@ -10,11 +10,18 @@ import os
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import models
 from data.tunit_dataset import TunitDataset
+from models.tunit_support import (
+    official_fid_budget,
+    official_fid_input,
+    official_fid_pairs,
+    official_per_class_fid,
+)
 from options import TestOptions
-from util.metrics.fid import FeatureExtractor, fid_from_features, prepare_images
+from util.metrics.fid import FeatureExtractor, fid_from_features, prepare_images, quantize
 from util.metrics.inception import FIDInceptionV3
 from util.metrics.tunit_fid import (
     EncodedSplit,
@@ -205,3 +212,88 @@ def test_cluster_eval_fid_writes_the_report(setup, class_root, official_run, tmp
     assert len(fids) == N_CLASSES and all(math.isfinite(v) for v in fids)
     assert saved["reference"]["n_fake"] == {n: 2 for n in saved["classes"]}
     assert saved["reference"]["mfid"] == pytest.approx(np.mean(fids), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------- --tunit_fid_official
+def test_official_fid_input_is_upstreams_doubly_normalised_nearest_resize():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    got = official_fid_input(x)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    idx = torch.arange(299) * 32 // 299  # nearest: output pixel i reads input pixel floor(i * 32 / 299)
+    want = 2 * (((x + 1) / 2 - mean) / std)[:, :, idx][:, :, :, idx] - 1
+    assert got.shape == (2, 3, 299, 299) and torch.equal(got, want)
+    # pytorch-fid's wrapper resizes bilinearly to 299 once more: a no-op at that size, so this is the net input.
+    assert torch.equal(F.interpolate(got, size=(299, 299), mode="bilinear", align_corners=False), got)
+    # Black and white reach the network as 2 (0 - mean) / std - 1 and 2 (1 - mean) / std - 1, not -1 and 1.
+    ends = official_fid_input(torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1).expand(2, 3, 4, 4))[:, :, 0, 0]
+    torch.testing.assert_close(
+        ends, torch.stack([2 * (0 - mean) / std - 1, 2 * (1 - mean) / std - 1]).view(2, 3)
+    )
+    standard = prepare_images(quantize(x))  # ours: 8-bit, bilinear, [-1, 1]
+    assert standard.abs().max() <= 1 and got.min() < -4 and got.max() > 3
+
+
+def test_official_fid_budget_and_pairs():
+    # AnimalFaces-10 (n_t = 1250): 5 draws of 27; a two-domain set: 25 draws of 44; one class: n_t // m.
+    assert official_fid_budget(1250, 10) == (5, 27) and 9 * 5 * 27 <= 1250
+    assert official_fid_budget(1100, 2) == (25, 44) and official_fid_budget(100, 1) == (50, 2)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 2])
+    content, refs = official_fid_pairs(labels, 1, 3, m=2, e=2, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    draws = [torch.tensor([3, 4, 5, 6])[torch.randperm(4, generator=g)[:2]] for _ in range(2)]
+    # Classes (1 + 1) % 3 = 2, then 0: their first e images, once per draw; ours takes every other-class
+    # image once, in class order (content_indices).
+    assert content.tolist() == [7, 8, 7, 8, 0, 1, 0, 1]
+    assert refs.tolist() == torch.cat([*draws, *draws]).tolist()
+    assert content_indices(labels, 1).tolist() == [0, 1, 2, 7, 8, 9]
+    with pytest.raises(ValueError, match="e = 4"):
+        official_fid_pairs(labels, 1, 3, m=1, e=4, generator=g)  # class 2 has 3 images
+
+
+def test_fid_official_protocol_differs_from_ours_where_documented(setup, class_root):
+    model, dataset, extractor, split = setup
+    assert make_options(class_root, "--tunit_fid_official").tunit_fid_official
+    assert not make_options(class_root).tunit_fid_official
+    names = dataset.classes
+    # n_t 32 with 3 classes: m = 16 draws of e = 1 reference, 2 * 16 = 32 fakes per class (ours: 6).
+    report = official_per_class_fid(
+        model, split, split, extractor, class_names=names, n_target=32, seed=5, flip_references=True
+    )
+    assert (report["n_target"], report["draws"], report["per_draw"]) == (32, 16, 1)
+    assert report["reference"]["n_fake"] == {n: 32 for n in names} and report["n_real"] == {
+        n: 3 for n in names
+    }
+    fids = list(report["reference"]["fid"].values())
+    assert all(math.isfinite(v) for v in fids) and report["reference"]["mfid"] == pytest.approx(np.mean(fids))
+    assert format_per_class_fid(report)[-1].startswith("mFID reference: ")
+
+    # Class 0 by hand, the generator drawn in the documented order: reference flips, class-0 real flips, draws.
+    g, c = model.netG_ema.eval(), model.netC_ema.eval()
+    gen = torch.Generator().manual_seed(5)
+    images = split.image_batch(torch.arange(split.labels.numel()), "cpu")
+    flip = torch.rand(images.size(0), generator=gen) < 0.5
+    val = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    own = torch.nonzero(split.labels == 0).flatten()
+    real_flip = torch.rand(own.numel(), generator=gen) < 0.5
+    reals = torch.where(real_flip.view(-1, 1, 1, 1), images[own].flip(-1), images[own])
+    refs = torch.cat([own[torch.randperm(3, generator=gen)[:1]] for _ in range(16)])
+    content = torch.tensor([3] * 16 + [6] * 16)  # the first image of class 1, then of class 2
+    with torch.no_grad():
+        fake = g.decode(g.cnt_encoder(val[content]), c.moco(val[refs.repeat(2)]))
+    fake_feats = extractor.features(official_fid_input(fake))
+    real_feats = extractor.features(official_fid_input(reals))
+    assert report["reference"]["fid"][names[0]] == pytest.approx(
+        fid_from_features(fake_feats, real_feats), rel=1e-4
+    )
+    # The same fakes and reals through our input pipeline (8-bit, bilinear, [-1, 1]) score differently.
+    ours = fid_from_features(
+        extractor.features_of_tensors(fake), extractor.features(prepare_images((reals + 1) / 2))
+    )
+    assert abs(ours - report["reference"]["fid"][names[0]]) > 1e-3 * abs(ours)
+    # cap_reals keeps the first n_t reals of each class (the two-domain sets); n_t 2 leaves e = 0: no fakes.
+    small = official_per_class_fid(
+        model, split, split, extractor, class_names=names, n_target=2, cap_reals=True, flip_reals=False
+    )
+    assert small["n_real"] == {n: 2 for n in names} and small["per_draw"] == 0
+    assert small["reference"]["scored"] == 0 and small["reference"]["mfid"] is None

@@ -41,10 +41,21 @@ def nnpack_ready() -> bool:
 
 
 def _nnpack_conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int) -> Tensor:
-    """NNPACK convolution one image at a time (its batched path picks a slower algorithm)."""
+    """NNPACK convolution one image at a time (its batched path picks a slower algorithm).
+
+    Images after the first are written into one preallocated output instead of concatenated at the end,
+    so at most one image's result is held twice (less allocator churn, a lower resident peak).
+    """
     pad = [padding, padding]
-    outs = [torch._nnpack_spatial_convolution(x[i : i + 1], weight, bias, pad) for i in range(x.shape[0])]
-    return outs[0] if len(outs) == 1 else torch.cat(outs)
+    first = torch._nnpack_spatial_convolution(x[:1], weight, bias, pad)
+    if x.shape[0] == 1:
+        return first
+    out = first.new_empty((x.shape[0], *first.shape[1:]))
+    out[:1] = first
+    del first
+    for i in range(1, x.shape[0]):
+        out[i : i + 1] = torch._nnpack_spatial_convolution(x[i : i + 1], weight, bias, pad)
+    return out
 
 
 def conv_weight_grad(x: Tensor, grad_out: Tensor, kernel: int, padding: int) -> Tensor:
@@ -63,39 +74,76 @@ def conv_weight_grad(x: Tensor, grad_out: Tensor, kernel: int, padding: int) -> 
     span = ho * wp - (kernel - 1)
     flat_x = x.reshape(n, c_in, hp * wp)
     flat_g = F.pad(grad_out, (0, wp - wo)).reshape(n, c_out, ho * wp)[:, :, :span]
-    taps = []
+    if torch.is_grad_enabled():  # a double backward (gradient penalty) differentiates this: no out= writes
+        taps = [
+            torch.einsum("not,nit->oi", flat_g, flat_x[:, :, i * wp + j : i * wp + j + span])
+            for i in range(kernel)
+            for j in range(kernel)
+        ]
+        return torch.stack(taps, dim=-1).view(c_out, c_in, kernel, kernel)
+    taps = grad_out.new_empty(kernel * kernel, c_out, c_in)
     for i in range(kernel):
         for j in range(kernel):
             shifted = flat_x[:, :, i * wp + j : i * wp + j + span]
-            if n == 1:
-                taps.append(flat_g[0] @ shifted[0].t())
-            else:
-                taps.append(torch.bmm(flat_g, shifted.transpose(1, 2)).sum(0))
-    return torch.stack(taps, dim=-1).view(c_out, c_in, kernel, kernel)
+            tap = taps[i * kernel + j]
+            torch.mm(flat_g[0], shifted[0].t(), out=tap)
+            for b in range(1, n):
+                tap.addmm_(flat_g[b], shifted[b].t())
+    return taps.permute(1, 2, 0).reshape(c_out, c_in, kernel, kernel)
+
+
+def reflect_pad_backward(grad: Tensor, pad: int) -> Tensor:
+    """Gradient of ``F.pad(x, (pad,) * 4, mode="reflect")`` w.r.t. ``x``, from slices (rows, then columns).
+
+    Padded row ``pad - k`` mirrors input row ``k`` and padded row ``H + pad - 1 + k`` mirrors input row
+    ``H - 1 - k``; the same for columns. About three times faster on CPU than PyTorch's kernel for
+    these shapes; the sums differ from it only in order (float rounding).
+    """
+    h, w = grad.shape[-2] - 2 * pad, grad.shape[-1] - 2 * pad
+    rows = grad[..., pad : pad + h, :].clone()
+    for k in range(1, pad + 1):
+        rows[..., k, :] += grad[..., pad - k, :]
+        rows[..., h - 1 - k, :] += grad[..., pad + h - 1 + k, :]
+    out = rows[..., pad : pad + w].clone()
+    for k in range(1, pad + 1):
+        out[..., k] += rows[..., pad - k]
+        out[..., w - 1 - k] += rows[..., pad + w - 1 + k]
+    return out
 
 
 class _FastConv(torch.autograd.Function):
+    """Stride-1 convolution with zero ``padding`` or, if ``reflect`` > 0, reflection padding done here.
+
+    With reflection padding the unpadded input is saved (the padded copy is rebuilt in the backward): the
+    padded tensor a separate ``ReflectionPad2d`` would hand to the conv, and the conv would keep until the
+    backward, never stays alive.
+    """
+
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padding: int) -> Tensor:
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, reflect: int) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.padding, ctx.has_bias = padding, bias is not None
-        return _nnpack_conv(x, weight, bias, padding)
+        ctx.padding, ctx.reflect, ctx.has_bias = padding, reflect, bias is not None
+        padded = F.pad(x, (reflect,) * 4, mode="reflect") if reflect else x
+        return _nnpack_conv(padded, weight, bias, padding)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         x, weight = ctx.saved_tensors
-        kernel, padding = weight.shape[-1], ctx.padding
+        kernel, padding, reflect = weight.shape[-1], ctx.padding, ctx.reflect
         grad_out = grad_out.contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             # The input gradient is the "full" correlation of grad_out with the flipped, transposed kernel.
             flipped = weight.flip(2, 3).transpose(0, 1).contiguous()
             grad_x = _nnpack_conv(grad_out, flipped, None, kernel - 1 - padding)
+            if reflect:
+                grad_x = reflect_pad_backward(grad_x, reflect)
         if ctx.needs_input_grad[1]:
-            grad_w = conv_weight_grad(x, grad_out, kernel, padding)
+            padded = F.pad(x, (reflect,) * 4, mode="reflect") if reflect else x
+            grad_w = conv_weight_grad(padded, grad_out, kernel, padding)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, 2, 3))
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
 
 
 def _cpu_autocast_on() -> bool:
@@ -105,8 +153,11 @@ def _cpu_autocast_on() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
-def fast_path_applies(conv: nn.Conv2d, x: Tensor) -> bool:
-    """Whether this call of ``conv`` on ``x`` takes the fast path (else PyTorch's own convolution)."""
+def fast_path_applies(conv: nn.Conv2d, x: Tensor, reflect: int = 0) -> bool:
+    """Whether this call of ``conv`` on ``x`` takes the fast path (else PyTorch's own convolution).
+
+    ``reflect``: reflection padding the conv applies to ``x`` first (a fused ``ReflectionPad2d``).
+    """
     k, pad = conv.kernel_size, conv.padding
     if not (x.device.type == "cpu" and x.dtype == torch.float32 and conv.weight.dtype == torch.float32):
         return False
@@ -116,31 +167,103 @@ def fast_path_applies(conv: nn.Conv2d, x: Tensor) -> bool:
         return False
     if isinstance(pad, str) or k[0] != k[1] or k[0] not in KERNEL_SIZES or pad[0] != pad[1] or pad[0] >= k[0]:
         return False
-    out_h, out_w = x.shape[2] + 2 * pad[0] - k[0] + 1, x.shape[3] + 2 * pad[1] - k[1] + 1
+    if reflect and (pad != (0, 0) or min(x.shape[2:]) <= reflect):
+        return False
+    grow = 2 * (pad[0] + reflect) - k[0] + 1
+    out_h, out_w = x.shape[2] + grow, x.shape[3] + grow
     return conv.in_channels >= MIN_IN_CHANNELS and out_h * out_w >= MIN_OUTPUT_PIXELS and nnpack_ready()
 
 
 class FastCPUConv2d(nn.Conv2d):
-    """``nn.Conv2d`` whose eligible CPU calls use the fast path; same parameters and state_dict keys."""
+    """``nn.Conv2d`` whose eligible CPU calls use the fast path; same parameters and state_dict keys.
+
+    ``reflect_padding`` > 0 when the ``ReflectionPad2d`` before it was fused into it (see ``fuse_reflect_pads``).
+    """
+
+    reflect_padding: int = 0
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if fast_path_applies(self, input):
-            return _FastConv.apply(input, weight, bias, self.padding[0])
+        reflect = self.reflect_padding
+        if fast_path_applies(self, input, reflect):
+            return _FastConv.apply(input, weight, bias, self.padding[0], reflect)
+        if reflect:
+            input = F.pad(input, (reflect,) * 4, mode="reflect")
         return super()._conv_forward(input, weight, bias)
+
+
+class FusedReflectionPad(nn.Module):
+    """Stands where a ``ReflectionPad2d`` was after the next conv took over its padding: passes ``x`` on.
+
+    The original module is kept (unregistered: it has no parameters or buffers, so state_dict keys do not
+    change) to put back when the fast path is switched off.
+    """
+
+    def __init__(self, original: nn.ReflectionPad2d) -> None:
+        super().__init__()
+        self.__dict__["original"] = original
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+    def extra_repr(self) -> str:
+        return f"done by the next conv: {self.original}"
+
+
+def _tapped_sequentials(module: nn.Module) -> set[int]:
+    """Sequentials whose layer outputs are read by index (generators with ``encode``, CUT's NCE taps)."""
+    return {
+        id(m.model) for m in module.modules() if hasattr(m, "encode") and isinstance(m.model, nn.Sequential)
+    }
+
+
+def fuse_reflect_pads(module: nn.Module) -> int:
+    """Let each ``FastCPUConv2d`` (unpadded) do the ``ReflectionPad2d`` right before it; returns the count.
+
+    Skipped inside Sequentials that are tapped by layer index: a tap of the pad's output would change.
+    """
+    tapped, fused = _tapped_sequentials(module), 0
+    for seq in module.modules():
+        if not isinstance(seq, nn.Sequential) or id(seq) in tapped:
+            continue
+        keys = list(seq._modules)
+        for key, nxt in zip(keys, keys[1:]):
+            pad, conv = seq._modules[key], seq._modules[nxt]
+            if type(pad) is not nn.ReflectionPad2d or type(conv) is not FastCPUConv2d:
+                continue
+            if len(set(pad.padding)) != 1 or conv.padding != (0, 0) or conv.in_channels < MIN_IN_CHANNELS:
+                continue
+            conv.reflect_padding = pad.padding[0]
+            seq._modules[key] = FusedReflectionPad(pad)
+            fused += 1
+    return fused
+
+
+def _unfuse_reflect_pads(module: nn.Module) -> None:
+    for seq in module.modules():
+        for key, child in list(seq._modules.items()):
+            if isinstance(child, FusedReflectionPad):
+                seq._modules[key] = child.original
+            elif isinstance(child, FastCPUConv2d) and child.reflect_padding:
+                del child.reflect_padding  # back to the class default, 0
 
 
 def use_fast_cpu_convs(module: nn.Module, enabled: bool = True) -> int:
     """Switch every plain ``nn.Conv2d`` under ``module`` to ``FastCPUConv2d`` (or back); returns the count.
 
-    Subclasses of ``nn.Conv2d`` are left alone: they may override the forward. Copies made later with
-    ``copy.deepcopy`` (EMA generators, frozen encoders) keep the class of the module they copy.
+    Reflection pads right before a switched conv are fused into it (``fuse_reflect_pads``). Subclasses of
+    ``nn.Conv2d`` are left alone: they may override the forward. Copies made later with ``copy.deepcopy``
+    (EMA generators, frozen encoders) keep the class of the module they copy.
     """
     if enabled and not nnpack_ready():
         return 0
+    if not enabled:
+        _unfuse_reflect_pads(module)
     source, target = (nn.Conv2d, FastCPUConv2d) if enabled else (FastCPUConv2d, nn.Conv2d)
     switched = 0
     for m in module.modules():
         if type(m) is source:
             m.__class__ = target
             switched += 1
+    if enabled:
+        fuse_reflect_pads(module)
     return switched
