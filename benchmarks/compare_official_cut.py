@@ -14,7 +14,7 @@ state_dicts are loaded into ours with ``strict=True``, so both start from the sa
 step zeroes the gradients the init leaves). SRUNIT runs with the SR loss active (epoch 1 > inact_epochs 0)
 and ours with ``--sr_noise_mode fixed`` (the official perturbation; the sampled mode costs the same).
 Steps are timed alternately (official, ours, ours, official, ...); prints one JSON object. SRUNIT's two sides
-perturb the same layer at each step (``same_sr_layers``): use ``--iters`` a multiple of 5 to weigh them alike.
+take the same flips / SR layers at each step (``same_draws``): use ``--iters`` a multiple of 10 for SRUNIT.
 """
 
 from __future__ import annotations
@@ -162,21 +162,34 @@ def copy_weights(official, ours) -> None:
         getattr(ours, name).load_state_dict(getattr(official, name).state_dict(), strict=True)
 
 
-def same_sr_layers(official, ours, steps: int, reg_layers: list[int]) -> None:
-    """Make both sides perturb the same SR layer at the same step: 0, 1, 2, ... of ``reg_layers`` in turn.
+def same_draws(cfg: argparse.Namespace, steps: int, official=None, ours=None) -> None:
+    """Make both sides take the same random branches at each step: flips (FastCUT) and SR layers (SRUNIT).
 
-    The cost of an SRUNIT step depends on the layer drawn (decoding from layer 0 runs all of G, from 16
-    about half), and the two codebases draw from different RNGs (NumPy / torch), so without this the
-    per-pair ratios compare different work. Our draw is injected; the official module's ``np.random.choice``
-    is answered from the same sequence (its other NumPy draws are untouched).
+    The cost and the memory of a step depend on them (a flipped step re-encodes the keys; decoding from SR
+    layer 0 runs all of G, from 16 about half), and the two codebases draw from different RNGs (NumPy /
+    torch), so without this the per-pair ratios and the peaks compare different work. Every other step is
+    flipped; the SR layers go 0, 1, 2, 3, 4 in turn. Our draws are injected; the official module's
+    ``np.random.random`` / ``np.random.choice`` are answered from the same sequences.
     """
     import numpy as np
 
-    layers = [reg_layers[i % len(reg_layers)] for i in range(steps)]
-    ours.inject_draws(sr_choice=list(layers))
-    queue = list(layers)
-    random = SimpleNamespace(random=np.random.random, choice=lambda choices, size: np.array([queue.pop(0)]))
-    sys.modules[type(official).__module__].np = SimpleNamespace(random=random)
+    flips = [i % 2 == 1 for i in range(steps)] if cfg.mode == "fastcut" else []
+    layers = [i % 5 for i in range(steps)] if cfg.mode == "srunit" else []
+    if ours is not None:
+        ours.inject_draws(flip=list(flips), sr_choice=list(layers))
+    if official is None:
+        return
+    flip_queue, layer_queue = [0.0 if f else 1.0 for f in flips], list(layers)
+
+    def random() -> float:
+        return flip_queue.pop(0) if flip_queue else np.random.random()
+
+    def choice(options, size):
+        return np.array([layer_queue.pop(0)]) if layer_queue else np.random.choice(options, size)
+
+    sys.modules[type(official).__module__].np = SimpleNamespace(
+        random=SimpleNamespace(random=random, choice=choice)
+    )
 
 
 def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
@@ -184,8 +197,7 @@ def compare_speed(cfg: argparse.Namespace, device: torch.device) -> dict:
     official = build_official(cfg, device, batch)
     ours = build_ours(cfg, device, batch)
     copy_weights(official, ours)
-    if cfg.mode == "srunit":
-        same_sr_layers(official, ours, cfg.warmup + cfg.iters, [0, 1, 2, 3, 4])
+    same_draws(cfg, cfg.warmup + cfg.iters, official, ours)
     torch.backends.cudnn.benchmark = cfg.cudnn_benchmark  # the official BaseModel sets it process-wide
     steps = {"official": official_step(official, cfg.mode == "srunit"), "ours": ours.optimize_parameters}
     return compare_alternately(steps, cfg.iters, cfg.warmup, device)
@@ -197,10 +209,15 @@ def memory_alone(which: str, cfg: argparse.Namespace, device: torch.device) -> d
     opt = our_options(cfg, device)
     rss_imports = current_rss_mb()
     batch = make_batch(cfg, device)
+    steps = cfg.warmup + cfg.mem_iters
     if which == "official":
-        step = official_step(build_official(cfg, device, batch, cls), cfg.mode == "srunit")
+        official = build_official(cfg, device, batch, cls)
+        same_draws(cfg, steps, official=official)
+        step = official_step(official, cfg.mode == "srunit")
     else:
-        step = build_ours(cfg, device, batch, opt).optimize_parameters
+        ours = build_ours(cfg, device, batch, opt)
+        same_draws(cfg, steps, ours=ours)
+        step = ours.optimize_parameters
     return measure_alone(step, rss_imports, cfg.warmup + cfg.mem_iters, device)
 
 

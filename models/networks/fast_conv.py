@@ -211,15 +211,19 @@ class FusedReflectionPad(nn.Module):
 
 def _tapped_sequentials(module: nn.Module) -> set[int]:
     """Sequentials whose layer outputs are read by index (generators with ``encode``, CUT's NCE taps)."""
-    return {
-        id(m.model) for m in module.modules() if hasattr(m, "encode") and isinstance(m.model, nn.Sequential)
-    }
+    tapped = set()
+    for m in module.modules():
+        seq = getattr(m, "model", None) if hasattr(m, "encode") else None
+        if isinstance(seq, nn.Sequential):
+            tapped.add(id(seq))
+    return tapped
 
 
 def fuse_reflect_pads(module: nn.Module) -> int:
     """Let each ``FastCPUConv2d`` (unpadded) do the ``ReflectionPad2d`` right before it; returns the count.
 
-    Skipped inside Sequentials that are tapped by layer index: a tap of the pad's output would change.
+    Skipped inside Sequentials that are tapped by layer index (a tap of the pad's output would change) and
+    for convs with hooks or spectral norm (code that reads their weights may run the convolution itself).
     """
     tapped, fused = _tapped_sequentials(module), 0
     for seq in module.modules():
@@ -232,6 +236,8 @@ def fuse_reflect_pads(module: nn.Module) -> int:
                 continue
             if len(set(pad.padding)) != 1 or conv.padding != (0, 0) or conv.in_channels < MIN_IN_CHANNELS:
                 continue
+            if conv._forward_pre_hooks or conv._forward_hooks or hasattr(conv, "weight_orig"):
+                continue  # spectral norm: its users (U-GAT-IT's fused SN) may call F.conv2d on the weights
             conv.reflect_padding = pad.padding[0]
             seq._modules[key] = FusedReflectionPad(pad)
             fused += 1
