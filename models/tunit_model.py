@@ -16,8 +16,9 @@ Deliberate differences from the official code, each reachable by an option (see 
 queue persists across epochs and is saved (Q1, ``--tunit_queue_reset_each_epoch`` restores the reset), the
 schedule never divides by ``iters // 1000`` (S1), D is frozen during the G step (D1: same numbers), the
 startup queue is made from the first training batch instead of a separate draw, and IIC clamps out of
-place (I1). The default step computes each distinct guiding-net/generator pass once and
-runs one D backward (same maths, other float rounding); ``--tunit_official_step`` runs upstream's op order.
+place (I1). The default step shares guiding-net trunk passes (the GAN part runs two where upstream runs
+four), runs one D backward and one D call in the G step (same maths, other float rounding) and returns the
+freed heap to the OS before the D step; ``--tunit_official_step`` runs upstream's op order.
 """
 
 from __future__ import annotations
@@ -40,16 +41,11 @@ from models.tunit_support import (
     load_official_checkpoint,
     official_checkpoint_path,
     parse_widths,
+    release_free_heap,
     repeated_bn_updates,
     style_images,
 )
 from util.checkpoint import load_file
-
-
-import ctypes
-import os
-
-_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
 
 
 class TunitModel(BaseModel):
@@ -216,7 +212,7 @@ class TunitModel(BaseModel):
         self.zero_grad(*names)
         self.backward(loss)
         self.step(*names)
-        if not self.opt.tunit_official_step and "keepgrad" not in os.environ.get("TUNIT_EXP2", ""):
+        if not self.opt.tunit_official_step:
             self.zero_grad(*names)  # upstream keeps the gradients until the next step: free them now
 
     def _gan_official(self, y_org, perm) -> None:
@@ -234,57 +230,30 @@ class TunitModel(BaseModel):
         self._g_step()
 
     def _gan_fast(self, y_org, perm) -> None:
-        import os
+        """The same maths with fewer passes and the D step's peak lowered (docs/tunit.md, "Speed").
 
-        v = os.environ.get("TUNIT_EXP", "new")
-        if v == "reuse":
-            return self._gan_reuse(y_org, perm)
+        C and G do not change before the G step (only D is stepped), and BatchNorm batch statistics do not
+        depend on the order of the batch, so one no_grad C trunk pass on x_org gives the labels and s_ref
+        (upstream: C.iic(x_org) and C.moco(x_ref)), and one C.moco(x_org) with gradients gives the G step's
+        s_src and s_ref = s_src[perm] (upstream: two passes). As upstream, the D step's fake is made under
+        no_grad and the generator graph is built after the D step, so the D step (the iteration's memory
+        peak) runs with no graph alive; before it, the freed heap pages go back to the OS.
+        """
         C, G = self.netC, self.netG
-        n = 4 if y_org is None else 3
-        if "c2" in os.environ.get("TUNIT_EXP2", ""):
-            with torch.no_grad(), repeated_bn_updates(C, n - 1):
-                feat = C.trunk(self.x_org)
-                s_ref = C.cont(feat)[perm]
-                self.y_org = torch.argmax(C.disc(feat), 1) if y_org is None else y_org
-                self.y_ref = self.y_org[perm]
-                x_fake = G.decode(G.cnt_encoder(self.x_org), s_ref)
-            del feat, s_ref
-        else:
-            with repeated_bn_updates(C, n):
-                feat = C.trunk(self.x_org)
-            s_src = C.cont(feat)
-            with torch.no_grad():
-                self.y_org = torch.argmax(C.disc(feat), 1) if y_org is None else y_org
-                self.y_ref = self.y_org[perm]
-                x_fake = G.decode(G.cnt_encoder(self.x_org), s_src[perm])
-        if "trim" in os.environ.get("TUNIT_EXP2", ""):
-            _TRIM(0)
-        self._d_step(x_fake)
-        del x_fake
-        if "trim" in os.environ.get("TUNIT_EXP2", "") and "trim1" not in os.environ.get("TUNIT_EXP2", ""):
-            _TRIM(0)
-        if "c2" in os.environ.get("TUNIT_EXP2", ""):
-            s_src = C.moco(self.x_org)
-        c_src = G.cnt_encoder(self.x_org)
-        self.x_fake = G.decode(c_src, s_src[perm])
-        self.x_rec = G.decode(c_src, s_src)
-        self._g_step()
-
-    def _gan_reuse(self, y_org, perm) -> None:
-        C, G = self.netC, self.netG
-        with repeated_bn_updates(
-            C, 4 if y_org is None else 3
-        ):  # iic(x_org)?, moco(x_ref), moco(x_org), moco(x_ref)
-            feat = C.trunk(self.x_org)
-        s_src = C.cont(feat)
         with torch.no_grad():
+            with repeated_bn_updates(C, 3 if y_org is None else 2):  # iic(x_org)?, moco(x_ref), moco(x_org)
+                feat = C.trunk(self.x_org)
             self.y_org = torch.argmax(C.disc(feat), 1) if y_org is None else y_org
             self.y_ref = self.y_org[perm]
+            x_fake = G.decode(G.cnt_encoder(self.x_org), C.cont(feat)[perm])
+        del feat
+        if self.x_org.device.type == "cpu":
+            release_free_heap()
+        self._d_step(x_fake)
+        del x_fake
+        s_src = C.moco(self.x_org)  # the last BatchNorm update: moco(x_ref) of the G step
         c_src = G.cnt_encoder(self.x_org)
         self.x_fake = G.decode(c_src, s_src[perm])
-        if "trim" in os.environ.get("TUNIT_EXP2", ""):
-            _TRIM(0)
-        self._d_step(self.x_fake.detach())
         self.x_rec = G.decode(c_src, s_src)
         self._g_step()
 
@@ -296,7 +265,7 @@ class TunitModel(BaseModel):
         self.loss_D_fake = hinge_adv_loss(d_fake, "d_fake")
         self.loss_D_gp = self.opt.lambda_r1 * r1_penalty(d_real, x_ref)
         self.loss_D = self.loss_D_real + self.loss_D_fake + self.loss_D_gp
-        if not self.opt.tunit_official_step and "d3" not in os.environ.get("TUNIT_EXP2", ""):  # one backward pass through D(x_ref) instead of two
+        if not self.opt.tunit_official_step:  # one backward pass through D(x_ref) instead of two
             self._step(self.loss_D, "D")
             return
         # Three backward calls in the official order: the float sums of the gradients match upstream.
@@ -309,9 +278,7 @@ class TunitModel(BaseModel):
     def _g_step(self) -> None:
         opt, C, D = self.opt, self.netC, self.netD
         self.set_requires_grad(D, False)  # D1: upstream fills D's grads here and discards them
-        import os
-
-        if opt.tunit_official_step or "splitd" in os.environ.get("TUNIT_EXP2", ""):
+        if opt.tunit_official_step:
             logit_fake, logit_rec = D(self.x_fake, self.y_ref)[0], D(self.x_rec, self.y_org)[0]
         else:  # D has no batch statistics (FRN is per sample): one call for both
             logits = D(torch.cat([self.x_fake, self.x_rec]), torch.cat([self.y_ref, self.y_org]))[0]

@@ -65,8 +65,8 @@ def add_tunit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpar
             "--tunit_official_step",
             False,
             help="run the official iteration op for op (bit-exact with clovaai/tunit) instead of the "
-            "faster one that computes each guiding-net/generator pass once and runs the D step before the "
-            "generator graph is built (docs/tunit.md, Speed)",
+            "faster one that shares guiding-net passes, runs one D backward and one D call in the G step, and "
+            "returns freed heap memory to the OS before the D step (docs/tunit.md, Speed)",
         )
         add_switch(
             parser,

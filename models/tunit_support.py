@@ -4,6 +4,7 @@ official ``model_N.ckpt`` files and the cluster-average styles used at inference
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 
@@ -126,6 +127,31 @@ def repeated_bn_updates(net: nn.Module, times: int):
         for m, momentum in zip(bns, saved):
             m.momentum = momentum
             m.num_batches_tracked.add_(times - 1)
+
+
+def _find_malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; absent on macOS, Windows and musl
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def release_free_heap() -> bool:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim(0)``); False where there is none.
+
+    PyTorch's CPU tensors come from malloc, and glibc serves blocks under its adaptive mmap threshold (up to
+    32 MB: most activations of a TUNIT step) from the heap, whose freed holes it keeps resident. The fast
+    step calls this right before the D step (R1's double backward: the iteration's peak), so the resident
+    set there is the live tensors plus what the D step itself fragments, not the holes the previous
+    G step left behind. The numbers do not change; the cost is re-faulting the returned pages (docs/tunit.md).
+    """
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
 
 
 def official_checkpoint_path(run_dir: str, epoch: str | int) -> str | None:
@@ -345,34 +371,27 @@ def official_per_class_fid(
     everything = torch.arange(references.labels.numel())
     val = _maybe_flip(references.image_batch(everything, "cpu"), flip_references, generator)
 
-    def features(images: torch.Tensor) -> np.ndarray:
-        chunks = [
-            extractor.features(official_fid_input(images[i : i + batch_size].to(device)))
-            for i in range(0, images.size(0), batch_size)
-        ]
-        return np.concatenate(chunks) if chunks else np.zeros((0, extractor.dims), dtype=np.float32)
+    def features(chunks) -> np.ndarray:
+        feats = [extractor.features(official_fid_input(x)) for x in chunks]
+        return np.concatenate(feats) if feats else np.zeros((0, extractor.dims), dtype=np.float32)
 
-    from util.metrics.fid import fid_from_features  # here: util.metrics imports this module
+    from util.metrics.fid import fid_from_features  # evaluation only: keeps scipy out of model imports
 
     result: dict = {"fid": {}, "n_fake": {}}
     n_real = {}
     with eval_mode(g, c):
-        codes = torch.cat(
-            [c.moco(val[i : i + batch_size].to(device)) for i in range(0, val.size(0), batch_size)]
-        )
+        codes = torch.cat([c.moco(x.to(device)) for x in val.split(batch_size)])
         for cls, name in enumerate(class_names):
             own = torch.nonzero(reals.labels == cls).flatten()
             own = own[:n_t] if cap_reals else own
-            real = features(_maybe_flip(reals.image_batch(own, "cpu"), flip_reals, generator))
+            real_images = _maybe_flip(reals.image_batch(own, "cpu"), flip_reals, generator)
+            real = features(x.to(device) for x in real_images.split(batch_size) if x.numel())
             content, refs = official_fid_pairs(references.labels, cls, num_classes, m, e, generator)
-            fakes = [
-                g.decode(
-                    g.cnt_encoder(val[content[i : i + batch_size]].to(device)),
-                    codes[refs[i : i + batch_size]],
-                )
-                for i in range(0, content.numel(), batch_size)
-            ]
-            fake = features(torch.cat(fakes) if fakes else val[:0])
+            fake = features(
+                g.decode(g.cnt_encoder(val[i].to(device)), codes[j])
+                for i, j in zip(content.split(batch_size), refs.split(batch_size))
+                if i.numel()
+            )
             n_real[name] = int(own.numel())
             result["n_fake"][name] = int(len(fake))
             ok = len(fake) >= 2 and len(real) >= 2

@@ -6,6 +6,7 @@ import copy
 import importlib.util
 import json
 import os
+import platform
 import re
 
 import numpy as np
@@ -415,3 +416,23 @@ def test_fast_step_equals_the_official_step(class_root, p_semi, t, gan_start):
             # may take other Adam/RMSprop steps of size ~lr; the rest, BN running statistics included, agree.
             assert float(diffs[-1].max()) < 3e-3, (key, k)
         assert float((torch.cat(diffs) > 1e-5).float().mean()) < 0.01, key
+
+
+def test_fast_gan_step_releases_the_heap_before_the_d_step(class_root, monkeypatch):
+    """The default GAN iteration hands freed heap pages back once, before the D step (its memory peak);
+    the official-order step never does. Neither changes a number (see the parity tests)."""
+    import models.tunit_model as tunit_model
+    from models.tunit_support import release_free_heap
+
+    events = []
+    monkeypatch.setattr(tunit_model, "release_free_heap", lambda: events.append("release"))
+    extra = ["--tunit_gan_start", "0", "--tunit_ema_start", "0"]
+    _, batch = inputs()
+    for flag, want in (("--no-tunit_official_step", ["release", "D"]), ("--tunit_official_step", ["D"])):
+        model = build(class_root, *extra, flag)
+        d_step = model._d_step
+        monkeypatch.setattr(model, "_d_step", lambda x, f=d_step: (events.append("D"), f(x)))
+        events.clear()
+        run_step(model, 0, batch)
+        assert events == want, flag
+    assert release_free_heap() is (platform.libc_ver()[0] == "glibc")  # a no-op without glibc
