@@ -33,10 +33,11 @@ if ROOT not in sys.path:
 
 import models  # noqa: E402
 from data.tunit_dataset import TunitDataset  # noqa: E402
+from models.tunit_support import official_per_class_fid  # noqa: E402
 from options import TestOptions  # noqa: E402
 from util.distributed import DistInfo, select_device  # noqa: E402
 from util.metrics.cluster import evaluate_clustering  # noqa: E402
-from util.metrics.fid import FIDWeightsError  # noqa: E402
+from util.metrics.fid import FIDWeightsError, load_extractor  # noqa: E402
 from util.metrics.tunit_fid import STYLE_MODES, encode_split, format_per_class_fid, per_class_fid  # noqa: E402
 from util.test_loop import load_for_inference  # noqa: E402
 
@@ -100,10 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def official_fid(model, dataset, split, opt, device) -> dict | None:
+    """``--tunit_fid_official``: upstream's protocol (docs/tunit.md), reals from the training split."""
+    extractor = load_extractor(opt.fid_weights, dims=opt.fid_dims, device=device, batch_size=opt.fid_batch_size)
+    if extractor is None:
+        return None
+    reals = encode_split(model, TunitDataset(opt.replace(phase="train")), device, 50, keep_images=True)
+    held_out = os.path.normpath(dataset.dir) == os.path.normpath(opt.dataroot)
+    return official_per_class_fid(model, split, reals, extractor, class_names=list(dataset.classes),
+                                  cap_reals=not held_out, flip_references=held_out, seed=opt.seed,
+                                  device=device)  # fmt: skip
+
+
 def run_fid(model, dataset, split, opt, args, device) -> int:
     """Per-class FID and mFID: printed, and written as JSON; 0 also when there are no Inception weights."""
     try:
-        fid = per_class_fid(
+        fid = official_fid(model, dataset, split, opt, device) if opt.tunit_fid_official else per_class_fid(
             model,
             dataset,
             split=split,
