@@ -31,12 +31,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.compare_official_cyclegan import SHARED_PACKAGES, _split_modules, make_batch  # noqa: E402
+from benchmarks.compare_official_cyclegan import SHARED_PACKAGES, make_batch  # noqa: E402
 from benchmarks.side_by_side import (  # noqa: E402
     add_run_options,
     compare_alternately,
     current_rss_mb,
     measure_alone,
+    official_modules,
     report,
 )
 
@@ -48,16 +49,8 @@ def load_official_class(path: str, module: str, cls: str, prefix: str):
     path = os.path.abspath(path)
     if not os.path.isfile(os.path.join(path, *module.split(".")) + ".py"):
         raise FileNotFoundError(f"{path} has no {module.replace('.', '/')}.py")
-    ours = _split_modules(SHARED_PACKAGES)
-    sys.path.insert(0, path)
-    try:
-        found = getattr(importlib.import_module(module), cls)
-    finally:
-        sys.path.remove(path)
-        official = _split_modules(SHARED_PACKAGES)
-        sys.modules.update({f"{prefix}.{n}": m for n, m in official.items()})
-        sys.modules.update(ours)
-    return found
+    with official_modules(SHARED_PACKAGES, prefix, path):
+        return getattr(importlib.import_module(module), cls)
 
 
 def official_class(cfg: argparse.Namespace):

@@ -34,18 +34,13 @@ from benchmarks.side_by_side import (  # noqa: E402
     compare_alternately,
     current_rss_mb,
     measure_alone,
+    official_modules,
     report,
 )
 
 # Top-level package names both codebases use; while the official code is imported they must resolve to it.
 SHARED_PACKAGES = ("models", "util", "data", "options")
 OFFICIAL_PREFIX = "_official_cyclegan"
-
-
-def _split_modules(packages: tuple[str, ...]) -> dict[str, object]:
-    """Remove and return every loaded module that belongs to one of ``packages``."""
-    names = [n for n in sys.modules if n.split(".")[0] in packages]
-    return {n: sys.modules.pop(n) for n in names}
 
 
 def load_official_cyclegan(path: str):
@@ -60,15 +55,8 @@ def load_official_cyclegan(path: str):
         raise FileNotFoundError(
             f"{path} does not look like a CycleGAN/CUT checkout (no models/cycle_gan_model.py)"
         )
-    ours = _split_modules(SHARED_PACKAGES)
-    sys.path.insert(0, path)
-    try:
+    with official_modules(SHARED_PACKAGES, OFFICIAL_PREFIX, path):
         module = importlib.import_module("models.cycle_gan_model")
-    finally:
-        sys.path.remove(path)
-        official = _split_modules(SHARED_PACKAGES)
-        sys.modules.update({f"{OFFICIAL_PREFIX}.{n}": m for n, m in official.items()})
-        sys.modules.update(ours)
     return module.CycleGANModel
 
 

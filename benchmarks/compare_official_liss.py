@@ -36,12 +36,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.compare_official_cyclegan import SHARED_PACKAGES, _split_modules, build  # noqa: E402
+from benchmarks.compare_official_cyclegan import SHARED_PACKAGES, build  # noqa: E402
 from benchmarks.side_by_side import (  # noqa: E402
     add_run_options,
     compare_alternately,
     current_rss_mb,
     measure_alone,
+    official_modules,
     report,
 )
 
@@ -68,22 +69,17 @@ def load_official_liss(path: str) -> tuple[type, str]:
         raise FileNotFoundError(f"{path} does not look like a LiSS checkout (no models/liss_model.py)")
     optim_module, optim_name = _torch_optimizer_module()
     saved_optim = sys.modules.get("torch_optimizer")
-    ours = _split_modules(SHARED_PACKAGES)
     sys.modules["torch_optimizer"] = optim_module
-    for package in SHARED_PACKAGES:
-        folder = os.path.join(path, package)
-        if os.path.isdir(folder) and not os.path.isfile(os.path.join(folder, "__init__.py")):
-            # The official util/ has no __init__.py: as a namespace portion it would lose to our util package.
-            sys.modules[package] = types.ModuleType(package)
-            sys.modules[package].__path__ = [folder]
-    sys.path.insert(0, path)
     try:
-        module = importlib.import_module("models.liss_model")
+        with official_modules(SHARED_PACKAGES, OFFICIAL_PREFIX, path):
+            for package in SHARED_PACKAGES:
+                folder = os.path.join(path, package)
+                if os.path.isdir(folder) and not os.path.isfile(os.path.join(folder, "__init__.py")):
+                    # The official util/ has no __init__.py: as a namespace portion it would lose to our util.
+                    sys.modules[package] = types.ModuleType(package)
+                    sys.modules[package].__path__ = [folder]
+            module = importlib.import_module("models.liss_model")
     finally:
-        sys.path.remove(path)
-        official = _split_modules(SHARED_PACKAGES)
-        sys.modules.update({f"{OFFICIAL_PREFIX}.{n}": m for n, m in official.items()})
-        sys.modules.update(ours)
         if saved_optim is None:
             sys.modules.pop("torch_optimizer", None)
     return module.LiSSModel, optim_name

@@ -37,12 +37,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.compare_official_cyclegan import _split_modules  # noqa: E402
 from benchmarks.side_by_side import (  # noqa: E402
     add_run_options,
     compare_alternately,
     current_rss_mb,
     measure_alone,
+    official_modules,
     report,
 )
 
@@ -55,7 +55,6 @@ PHASE_STEP = {"guiding": 0, "full": 67}  # ours, one iteration per epoch: no G_E
 
 def load_official_tunit(path: str) -> types.SimpleNamespace:
     """Import the official network classes and ``train_unsupervised`` module from the checkout ``path``."""
-    ours = _split_modules(SHARED_PACKAGES)
     # Its packages have no __init__.py: our regular packages would win over them wherever they sit on the
     # path, so our root leaves sys.path during the import.
     saved_path = list(sys.path)
@@ -63,16 +62,14 @@ def load_official_tunit(path: str) -> types.SimpleNamespace:
         p for p in sys.path if not os.path.isfile(os.path.join(p or ".", "models", "__init__.py"))
     ]
     try:
-        mods = {
-            n: importlib.import_module(n)
-            for n in ("models.generator", "models.discriminator", "models.guidingNet", "tools.ops")
-        }
-        mods["train"] = importlib.import_module("train.train_unsupervised")
+        with official_modules(SHARED_PACKAGES, OFFICIAL_PREFIX):
+            mods = {
+                n: importlib.import_module(n)
+                for n in ("models.generator", "models.discriminator", "models.guidingNet", "tools.ops")
+            }
+            mods["train"] = importlib.import_module("train.train_unsupervised")
     finally:
         sys.path[:] = saved_path
-        official = _split_modules(SHARED_PACKAGES)
-        sys.modules.update({f"{OFFICIAL_PREFIX}.{n}": m for n, m in official.items()})
-        sys.modules.update(ours)
     ops = mods["tools.ops"]
 
     def calc_iic_loss(x_out, x_tf_out, lamb=1.0, eps=1e-10):

@@ -38,12 +38,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.compare_official_cyclegan import _split_modules, build, make_batch  # noqa: E402
+from benchmarks.compare_official_cyclegan import build, make_batch  # noqa: E402
 from benchmarks.side_by_side import (  # noqa: E402
     add_run_options,
     compare_alternately,
     current_rss_mb,
     measure_alone,
+    official_modules,
     report,
 )
 
@@ -56,20 +57,15 @@ STEP_START, STEP_END = "# Update D", "self.genB2A.apply(self.Rho_clipper)"
 def load_official_ugatit(path: str):
     """The official ``UGATIT`` class and its training-step body (a function of ``self, real_A, real_B``)."""
     path = os.path.abspath(path)
-    ours = _split_modules(OFFICIAL_MODULES)
-    # utils.py holds only sampling/test helpers; UGATIT.py gets os, numpy and torch through its star import.
-    stand_in = sys.modules["utils"] = types.ModuleType("utils")
-    stand_in.os, stand_in.np, stand_in.torch = os, importlib.import_module("numpy"), torch
-    try:
+    with official_modules(OFFICIAL_MODULES, OFFICIAL_PREFIX) as official:
+        # utils.py holds only sampling/test helpers; UGATIT.py gets os, numpy and torch through its star import.
+        stand_in = sys.modules["utils"] = types.ModuleType("utils")
+        stand_in.os, stand_in.np, stand_in.torch = os, importlib.import_module("numpy"), torch
         for name in ("networks", "dataset", "UGATIT"):
             spec = importlib.util.spec_from_file_location(name, os.path.join(path, f"{name}.py"))
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             spec.loader.exec_module(module)
-    finally:
-        official = _split_modules(OFFICIAL_MODULES)
-        sys.modules.update({f"{OFFICIAL_PREFIX}.{n}": m for n, m in official.items()})
-        sys.modules.update(ours)
     cls = official["UGATIT"].UGATIT
     source = inspect.getsource(cls.train)
     start, end = source.index(STEP_START), source.index(STEP_END) + len(STEP_END)

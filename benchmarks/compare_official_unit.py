@@ -31,12 +31,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.compare_official_cyclegan import _split_modules, make_batch  # noqa: E402
+from benchmarks.compare_official_cyclegan import make_batch  # noqa: E402
 from benchmarks.side_by_side import (  # noqa: E402
     add_run_options,
     compare_alternately,
     current_rss_mb,
     measure_alone,
+    official_modules,
     report,
 )
 
@@ -50,21 +51,16 @@ def load_official_unit(path: str, device: torch.device):
     path = os.path.abspath(path)
     if not os.path.isfile(os.path.join(path, "trainer.py")):
         raise FileNotFoundError(f"{path} does not look like a mingyuliutw/UNIT checkout (no trainer.py)")
-    ours = _split_modules(OFFICIAL_MODULES)
     serialization = types.ModuleType("torch.utils.serialization")
     serialization.load_lua = None
-    data = types.ModuleType("data")
-    data.ImageFilelist = data.ImageFolder = None
-    sys.modules.update({"torch.utils.serialization": serialization, "data": data})
-    sys.path.insert(0, path)
     try:
-        module = importlib.import_module("trainer")
+        with official_modules(OFFICIAL_MODULES, OFFICIAL_PREFIX, path):
+            data = types.ModuleType("data")
+            data.ImageFilelist = data.ImageFolder = None
+            sys.modules.update({"torch.utils.serialization": serialization, "data": data})
+            module = importlib.import_module("trainer")
     finally:
-        sys.path.remove(path)
-        official = _split_modules(OFFICIAL_MODULES)
         sys.modules.pop("torch.utils.serialization", None)
-        sys.modules.update({f"{OFFICIAL_PREFIX}.{n}": m for n, m in official.items()})
-        sys.modules.update(ours)
     if device.type == "cpu":
         torch.Tensor.cuda = lambda self, *args, **kwargs: self
     return module.UNIT_Trainer

@@ -25,6 +25,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDES = ("official", "ours")
 
 
+def split_modules(packages: tuple[str, ...]) -> dict[str, object]:
+    """Remove and return every loaded module that belongs to one of ``packages``."""
+    names = [n for n in sys.modules if n.split(".")[0] in packages]
+    return {n: sys.modules.pop(n) for n in names}
+
+
+@contextlib.contextmanager
+def official_modules(packages: tuple[str, ...], prefix: str, path: str | None = None):
+    """Import the official code inside this block with its own top-level ``packages`` (``models``, ...).
+
+    On entry our loaded modules of those packages are set aside (and ``path``, if given, goes first on
+    ``sys.path``); on exit the official modules imported meanwhile move to ``<prefix>.<name>`` in
+    ``sys.modules`` and ours come back, so both codebases live in one process. Yields a dict that holds the
+    official modules by their own names after the block.
+    """
+    ours = split_modules(packages)
+    official: dict[str, object] = {}
+    if path is not None:
+        sys.path.insert(0, path)
+    try:
+        yield official
+    finally:
+        if path is not None:
+            sys.path.remove(path)
+        official.update(split_modules(packages))
+        sys.modules.update({f"{prefix}.{n}": m for n, m in official.items()})
+        sys.modules.update(ours)
+
+
 def add_run_options(p: argparse.ArgumentParser, iters: int = 6, mem_iters: int = 2) -> None:
     """The options every comparison script has: run length, threads, device, memory runs, seed."""
     p.add_argument("--iters", type=int, default=iters, help="timed iterations per implementation")

@@ -71,3 +71,25 @@ def test_report_prints_one_object_and_passes_options_to_the_memory_runs(monkeypa
     assert out["config"]["crop_size"] == 32 and out["config"]["threads"] == torch.get_num_threads()
     assert seen["argv"] == ["--official", "off", "--official", str(tmp_path / "off"), "--srunit_official", "/s",
                             "--", "--ngf", "8"]  # fmt: skip
+
+
+def test_official_modules_imports_a_checkout_beside_our_packages(tmp_path):
+    import importlib
+    import sys
+
+    from benchmarks.side_by_side import official_modules
+
+    pkg = tmp_path / "models"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "official_thing.py").write_text("VALUE = 'official'\n")
+    import models as our_models
+
+    with official_modules(("models",), "_official_test", str(tmp_path)) as official:
+        assert "models" not in sys.modules or sys.modules["models"] is not our_models
+        module = importlib.import_module("models.official_thing")
+    assert module.VALUE == "official" and official["models.official_thing"] is module
+    assert sys.modules["models"] is our_models and "models.official_thing" not in sys.modules
+    assert sys.modules["_official_test.models.official_thing"] is module
+    assert str(tmp_path) not in sys.path
+    del sys.modules["_official_test.models"], sys.modules["_official_test.models.official_thing"]
