@@ -180,7 +180,8 @@ def same_draws(cfg: argparse.Namespace, steps: int, official=None, ours=None) ->
     def choice(options, size):
         return np.array([layer_queue.pop(0)]) if layer_queue else np.random.choice(options, size)
 
-    sys.modules[type(official).__module__].np = SimpleNamespace(
+    # The official model module's own globals (its name in sys.modules may be ours: see official_modules).
+    type(official).forward.__globals__["np"] = SimpleNamespace(
         random=SimpleNamespace(random=random, choice=choice)
     )
 

@@ -106,6 +106,14 @@ class CUTModel(BaseModel):
                 help="take the NCE keys G_enc(A), G_enc(B) from G's forward pass instead of re-encoding "
                 "A and B (official); flipped steps always re-encode",
             )
+            add_switch(
+                parser,
+                "--split_idt_backward",
+                True,
+                help="with --nce_idt: backpropagate the losses of G(A) before running G on B, so the graphs "
+                "of the two translations are never alive together (same gradients, less peak memory); "
+                "--no-split_idt_backward: one batch-2 pass for both (official)",
+            )
             parser.set_defaults(pool_size=0, n_epochs=200, n_epochs_decay=200)
         return parser
 
@@ -152,7 +160,10 @@ class CUTModel(BaseModel):
         )
         self._injected: dict[str, list] = {}
         self.flipped_for_equivariance = False
-        #: G's NCE taps of its last training input (real_A, then real_B with nce_idt), when kept
+        self.idt_B: torch.Tensor | None = None
+        #: which training inputs ``feats_real`` holds the taps of: "A", "B" or "AB" (a batch-2 pass)
+        self.feats_domains = ""
+        #: G's NCE taps of its last training input, when kept
         self.feats_real: list[torch.Tensor] | None = None
         if not self.isTrain:
             return
@@ -230,8 +241,14 @@ class CUTModel(BaseModel):
             and not self.flipped_for_equivariance
         )
 
-    def generate(self, real: torch.Tensor) -> torch.Tensor:
-        """G on the (possibly flipped) training input; one pass gives the image and, if kept, its taps."""
+    def generate(self, real: torch.Tensor, domains: str) -> torch.Tensor:
+        """G on the training input(s) of ``domains`` ("A", "B" or "AB"), flipped on flip-equivariance steps.
+
+        One pass gives the image and, if kept, its taps (``feats_real``, of the images of ``domains``).
+        """
+        if self.flipped_for_equivariance:
+            real = torch.flip(real, [3])  # the output stays flipped; NCE flips its features back
+        self.feats_domains = domains
         if not self.keeps_features():
             self.feats_real = None
             return self.netG(real)
@@ -241,22 +258,30 @@ class CUTModel(BaseModel):
         )
         return fake
 
+    def identity_deferred(self) -> bool:
+        """Whether G(B) waits until the losses of G(A) are backpropagated (``--split_idt_backward``).
+
+        Only in a training step: a no-grad forward (``test()``, visuals) builds no graph to split.
+        """
+        return bool(
+            self.isTrain and self.opt.nce_idt and self.opt.split_idt_backward and torch.is_grad_enabled()
+        )
+
     def forward(self) -> None:
-        nce_idt = self.isTrain and self.opt.nce_idt
-        # One batch-2 pass for G(A) and G(B), as officially (InstanceNorm keeps the images independent).
-        real = torch.cat((self.real_A, self.real_B)) if nce_idt else self.real_A
+        both = self.isTrain and self.opt.nce_idt and not self.identity_deferred()
         self.flipped_for_equivariance = bool(
             self.isTrain
             and self.opt.flip_equivariance
             and self.draw("flip", lambda: bool(torch.rand(()) < 0.5))
         )
-        if self.flipped_for_equivariance:
-            real = torch.flip(real, [3])  # fake_B stays flipped; NCE flips its features back
-        fake = self.generate(real)
+        self.idt_B = None
+        if not both:
+            self.fake_B = self.generate(self.real_A, "A")
+            return
+        # One batch-2 pass for G(A) and G(B), as officially (InstanceNorm keeps the images independent).
+        fake = self.generate(torch.cat((self.real_A, self.real_B)), "AB")
         n = self.real_A.size(0)
-        self.fake_B = fake[:n]
-        if nce_idt:
-            self.idt_B = fake[n:]
+        self.fake_B, self.idt_B = fake[:n], fake[n:]
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         return self.netD(x)
@@ -275,10 +300,25 @@ class CUTModel(BaseModel):
         """
         if self.feats_real is None or self.flipped_for_equivariance:
             return None
+        if self.feats_domains == domain:
+            return list(self.feats_real)
+        if self.feats_domains != "AB":
+            return None
         n = self.real_A.size(0)
         return [f[:n] if domain == "A" else f[n:] for f in self.feats_real]
 
+    def uses_identity_nce(self) -> bool:
+        return bool(self.opt.nce_idt and self.opt.lambda_NCE > 0)
+
     def compute_G_loss(self) -> torch.Tensor:
+        """lambda_GAN * GAN(G(A)) + NCE(G(A), A), with NCE(G(B), B) averaged in under ``--nce_idt``."""
+        self.loss_G = self.generator_loss_A()
+        if self.uses_identity_nce():
+            self.loss_G = self.loss_G + self.identity_loss()
+        return self.loss_G
+
+    def generator_loss_A(self) -> torch.Tensor:
+        """The terms of the G loss that depend on G(A) only (its graph can be freed after them)."""
         opt, zero = self.opt, self.real_A.new_zeros(())
         # G_GAN uses the D that was just updated, as in the official step order.
         self.loss_G_GAN = (
@@ -288,13 +328,15 @@ class CUTModel(BaseModel):
         )
         use_nce = opt.lambda_NCE > 0
         self.loss_NCE = self.nce_loss(self.real_A, self.fake_B, self.key_features("A")) if use_nce else zero
-        if opt.nce_idt and use_nce:
-            self.loss_NCE_Y = self.nce_loss(self.real_B, self.idt_B, self.key_features("B"))
-            loss_nce = (self.loss_NCE + self.loss_NCE_Y) * 0.5
-        else:
-            loss_nce = self.loss_NCE
-        self.loss_G = self.loss_G_GAN + loss_nce
-        return self.loss_G
+        # Official: (NCE + NCE_Y) / 2 with the identity term.
+        return self.loss_G_GAN + self.loss_NCE * (0.5 if self.uses_identity_nce() else 1.0)
+
+    def identity_loss(self) -> torch.Tensor:
+        """NCE(G(B), B) / 2; runs G on B first when the step deferred it (``--split_idt_backward``)."""
+        if self.idt_B is None:
+            self.idt_B = self.generate(self.real_B, "B")
+        self.loss_NCE_Y = self.nce_loss(self.real_B, self.idt_B, self.key_features("B"))
+        return self.loss_NCE_Y * 0.5
 
     def nce_loss(
         self, src: torch.Tensor, tgt: torch.Tensor, feat_k: list[torch.Tensor] | None = None
@@ -334,7 +376,30 @@ class CUTModel(BaseModel):
     def train_step(self) -> None:
         self.forward()
         self.update_D()
-        self.backward_and_step(self.compute_G_loss(), *self.generator_optimizers)
+        self.update_G()
+
+    def update_G(self) -> None:
+        """One step of G and F on the G loss; in two backward passes under ``--split_idt_backward``.
+
+        Split, the terms of G(A) are backpropagated (their graph freed) before G runs on B, and the identity
+        term's gradients accumulate onto theirs: the same gradients, but the activations of only one
+        translation are alive at a time (the official batch-2 pass keeps both until its single backward).
+        """
+        names = self.generator_optimizers
+        self.zero_grad(*names)
+        if not self.identity_deferred():
+            self.backward_generator(self.compute_G_loss())
+        else:
+            loss_A = self.generator_loss_A()
+            self.backward_generator(loss_A)
+            loss_B = self.identity_loss()
+            self.backward(loss_B)
+            self.loss_G = loss_A.detach() + loss_B.detach()
+        self.step(*names)
+
+    def backward_generator(self, loss: torch.Tensor) -> None:
+        """Backpropagate the G loss (with G(A)'s graph still alive: SRUNIT adds its SR loss here)."""
+        self.backward(loss)
 
     # ------------------------------------------------------------------ inference
     def translate(self, real: torch.Tensor, direction: str) -> OrderedDict[str, torch.Tensor]:

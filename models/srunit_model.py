@@ -110,6 +110,7 @@ class SRUNITModel(CUTModel):
             self.reg_layers = parse_layers(opt.reg_layers)
             self.loss_names.append("reg")
             self.loss_reg = torch.zeros(())
+        self.sr_active = False
 
     # ------------------------------------------------------------------ what differs from CUT
     def keeps_features(self) -> bool:
@@ -173,22 +174,23 @@ class SRUNITModel(CUTModel):
         self.forward()
         self.update_D()
         self.loss_reg = self.real_A.new_zeros(())
-        if self.epoch <= self.opt.inact_epochs:
-            if self.opt.inact_freeze_G:  # official quirk #1: losses are logged, G and F do not move
-                with torch.no_grad():
-                    self.compute_G_loss()
-                return
-            return self.backward_and_step(self.compute_G_loss(), *self.generator_optimizers)
-        names = self.generator_optimizers
-        self.zero_grad(*names)
-        loss_G = self.compute_G_loss()
+        self.sr_active = self.epoch > self.opt.inact_epochs
+        if not self.sr_active and self.opt.inact_freeze_G:  # official quirk #1: losses logged, G and F idle
+            with torch.no_grad():
+                self.compute_G_loss()
+            return
+        self.update_G()
+
+    def backward_generator(self, loss: torch.Tensor) -> None:
+        """The G loss plus, once active, reg * SR loss (G(A)'s graph is still alive: it is reused)."""
+        if not (self.sr_enabled and self.sr_active):
+            return super().backward_generator(loss)
         if self.opt.reg_type == "v2":
             self.loss_reg = self.compute_reg_loss()
-            self.backward(loss_G + self.opt.reg * self.loss_reg)
-        else:  # v1: F's gradient comes from loss_G only
-            self.backward(loss_G, retain_graph=True)
-            self.set_requires_grad(self.netF, False)
-            self.loss_reg = self.compute_reg_loss()
-            self.backward(self.opt.reg * self.loss_reg)
-            self.set_requires_grad(self.netF, True)
-        self.step(*names)
+            return self.backward(loss + self.opt.reg * self.loss_reg)
+        # v1: F's gradient comes from the G loss only
+        self.backward(loss, retain_graph=True)
+        self.set_requires_grad(self.netF, False)
+        self.loss_reg = self.compute_reg_loss()
+        self.backward(self.opt.reg * self.loss_reg)
+        self.set_requires_grad(self.netF, True)

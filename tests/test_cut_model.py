@@ -142,7 +142,7 @@ def test_fastcut_step_has_no_identity_term(train_args):
     model.set_input(batch())
     model.inject_draws(flip=[True])
     model.optimize_parameters()
-    assert "NCE_Y" not in model.get_current_losses() and not hasattr(model, "idt_B")
+    assert "NCE_Y" not in model.get_current_losses() and model.idt_B is None
     assert model.flipped_for_equivariance
     torch.testing.assert_close(model.loss_G, model.loss_G_GAN + model.loss_NCE)
 
@@ -292,7 +292,9 @@ def g_step_gradients(model, data, draws):
 
 
 def test_reused_nce_keys_match_recomputed_ones_with_fewer_encoder_passes(train_args):
-    reuse, official = make_model(train_args), make_model(train_args, "--no-reuse_nce_keys")
+    # The official batch-2 pass for G(A), G(B) (the split step is compared with it below).
+    reuse = make_model(train_args, "--no-split_idt_backward")
+    official = make_model(train_args, "--no-reuse_nce_keys", "--no-split_idt_backward")
     assert reuse.opt.reuse_nce_keys and not official.opt.reuse_nce_keys
     data, ids_A, ids_B = batch(), fixed_ids(reuse, seed=1), fixed_ids(reuse, seed=2)
     counts = [count_netG_passes(m) for m in (reuse, official)]
@@ -329,10 +331,11 @@ def test_reused_nce_keys_match_recomputed_ones_with_fewer_encoder_passes(train_a
     )
 
 
+@pytest.mark.parametrize("split", [True, False])
 @pytest.mark.parametrize("extra", [[], ["--no-reuse_nce_keys"]])
-def test_key_branch_builds_no_graph(train_args, extra):
+def test_key_branch_builds_no_graph(train_args, extra, split):
     """PatchNCE detaches the keys, so their encode and F embedding run without autograd (saves memory)."""
-    model = make_model(train_args, *extra)
+    model = make_model(train_args, *extra, *([] if split else ["--no-split_idt_backward"]))
     grad_mode = []
     for name in ("encode", "forward"):
         net = model.netF if name == "forward" else model.netG
@@ -349,6 +352,77 @@ def test_key_branch_builds_no_graph(train_args, extra):
     keys = [("encode", False)] if extra else []
     # Per NCE term: query encode (graph), [key encode,] F on keys (no graph), F on queries (graph).
     per_term = [("encode", True), *keys, ("forward", False), ("forward", True)]
-    assert grad_mode == [("encode", True)] * (not extra) + per_term * 2
+    g_pass = [("encode", True)] * (not extra)  # G's training pass (tapped when the keys are reused)
+    # Split: G(B) runs after the terms of G(A); one batch-2 pass otherwise.
+    assert grad_mode == (g_pass + per_term) * 2 if split else g_pass + per_term * 2
     loss.backward()
     assert all(p.grad is not None for p in model.netF.parameters())
+
+
+class SavedTensorBytes:
+    """Bytes of tensors autograd holds for backward, tracked over time (live and peak)."""
+
+    def __init__(self):
+        self.live = self.peak = 0
+
+    def pack(self, tensor):
+        nbytes = tensor.untyped_storage().nbytes()
+        self.live += nbytes
+        self.peak = max(self.peak, self.live)
+        return _Released(tensor, nbytes, self)
+
+    @staticmethod
+    def unpack(held):
+        return held.tensor
+
+
+class _Released:
+    def __init__(self, tensor, nbytes, tracker):
+        self.tensor, self.nbytes, self.tracker = tensor, nbytes, tracker
+
+    def __del__(self):
+        self.tracker.live -= self.nbytes
+
+
+@pytest.mark.parametrize("model_name", ["cut", "srunit"])
+def test_split_identity_backward_gives_the_batch2_gradients_with_half_the_saved_activations(
+    train_args, model_name
+):
+    """--split_idt_backward (default): G(A)'s losses are backpropagated before G(B) runs; same update."""
+    extra = ["--inact_epochs", "0", "--reg", "0.1"] if model_name == "srunit" else []
+    # float64: in float32 the tiny nets turn the rounding of batch-1 vs batch-2 passes into ~0.5 % differences.
+    split = make_model(train_args, *extra, model=model_name, double=True)
+    joint = make_model(train_args, *extra, "--no-split_idt_backward", model=model_name, double=True)
+    assert split.opt.split_idt_backward and split.opt.nce_idt
+    data, ids = batch(size=64, dtype=torch.float64), [fixed_ids(split, 64, seed=s) for s in (1, 2)]
+    peaks, grads, losses = [], [], []
+    for model in (split, joint):
+        # D's first Adam step turns rounding-level gradient differences into +-lr: keep D fixed.
+        model.optimizers["D"].param_groups[0]["lr"] = 0.0
+        model.set_input(data)
+        model.inject_draws(patch_ids=list(ids), sr_choice=[1], sr_patch_ids=[fixed_ids(split, 64, 3)[1:2]])
+        torch.manual_seed(5)  # SRUNIT's perturbation
+        tracker = SavedTensorBytes()
+        seen = {}
+
+        def step(*names, _model=model, _seen=seen, _step=model.step):
+            if "G" in names:  # G's and F's gradients, before their update
+                for n in ("netG", "netF"):
+                    _seen.update({f"{n}.{k}": p.grad.clone() for k, p in getattr(_model, n).named_parameters()})
+            _step(*names)
+
+        model.step = step
+        with torch.autograd.graph.saved_tensors_hooks(tracker.pack, tracker.unpack):
+            model.optimize_parameters()
+        peaks.append(tracker.peak)
+        grads.append(seen)
+        losses.append(model.get_current_losses())
+    assert split.idt_B is not None and split.idt_B.shape == data["B"].shape
+    assert losses[0].keys() == losses[1].keys() and "NCE_Y" in losses[0]
+    for k in losses[1]:
+        torch.testing.assert_close(losses[0][k], losses[1][k], rtol=1e-10, atol=1e-12)
+    assert grads[0].keys() == grads[1].keys()
+    for k, g in grads[1].items():
+        torch.testing.assert_close(grads[0][k], g, rtol=1e-8, atol=1e-10, msg=k)
+    # Only one translation's activations at a time (the D step's are smaller still).
+    assert peaks[0] < 0.75 * peaks[1], peaks

@@ -57,17 +57,21 @@ def test_fast_conv_matches_pytorch_forward_and_backward(n, c_out, kernel, paddin
 
 
 @needs_nnpack
-def test_fast_conv_supports_gradient_penalties():
-    """R1 differentiates the input gradient again (create_graph): it must flow through the fast backward."""
+@pytest.mark.parametrize("reflect", [False, True])
+def test_fast_conv_supports_gradient_penalties(reflect):
+    """R1 differentiates the input gradient again (create_graph): it must flow through the fast backward
+    (also through a fused reflection pad, whose backward adds the borders in place)."""
     torch.manual_seed(0)
-    conv = nn.Conv2d(32, 8, 3)
+    conv = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(32, 8, 3)) if reflect else nn.Conv2d(32, 8, 3)
     fast = copy.deepcopy(conv)
     use_fast_cpu_convs(fast)
+    assert reflect == isinstance(fast[0] if reflect else fast, fast_conv.FusedReflectionPad)
     x = torch.randn(1, 32, 34, 34, requires_grad=True)
     grads = []
     for net in (conv, fast):
         (gx,) = torch.autograd.grad(net(x).square().sum(), x, create_graph=True)
-        grads.append(torch.autograd.grad(gx.square().sum(), net.weight)[0])
+        weight = net[1].weight if reflect else net.weight
+        grads.append(torch.autograd.grad(gx.square().sum(), weight)[0])
     assert _rel(grads[1], grads[0]) < 1e-3
 
 

@@ -93,3 +93,37 @@ def test_official_modules_imports_a_checkout_beside_our_packages(tmp_path):
     assert sys.modules["_official_test.models.official_thing"] is module
     assert str(tmp_path) not in sys.path
     del sys.modules["_official_test.models"], sys.modules["_official_test.models.official_thing"]
+
+
+def test_same_draws_reaches_the_official_module_under_our_module_names(tmp_path):
+    """The official cut_model module is filed under a prefix while ours holds ``models.cut_model``: the
+    flips and SR layers must still be answered in the official module (its ``np``), not in ours."""
+    import importlib
+    import sys
+    from types import SimpleNamespace
+
+    import models.cut_model as our_cut_model
+    from benchmarks.compare_official_cut import same_draws
+    from benchmarks.side_by_side import official_modules
+
+    pkg = tmp_path / "models"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cut_model.py").write_text(
+        "import numpy as np\n"
+        "class CUTModel:\n"
+        "    def forward(self):\n"
+        "        return bool(np.random.random() < 0.5), int(np.random.choice([0, 1, 2, 3, 4], 1)[0])\n"
+    )
+    with official_modules(("models",), "_official_draws", str(tmp_path)):
+        official = importlib.import_module("models.cut_model").CUTModel()
+    try:
+        assert sys.modules["models.cut_model"] is our_cut_model
+        same_draws(SimpleNamespace(mode="fastcut"), 4, official=official)
+        assert [official.forward()[0] for _ in range(4)] == [False, True, False, True]
+        same_draws(SimpleNamespace(mode="srunit"), 6, official=official)
+        assert [official.forward()[1] for _ in range(6)] == [0, 1, 2, 3, 4, 0]
+        assert not hasattr(our_cut_model, "np")
+    finally:
+        for name in [n for n in sys.modules if n.startswith("_official_draws")]:
+            del sys.modules[name]
