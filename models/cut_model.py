@@ -43,6 +43,12 @@ def parse_layers(text: str) -> list[int]:
     return [int(x) for x in str(text).split(",") if x.strip() != ""]
 
 
+def mirrored_ids(ids: torch.Tensor, width: int) -> torch.Tensor:
+    """Flat positions ``h * width + w`` -> ``h * width + (width - 1 - w)`` (the horizontal mirror)."""
+    column = ids % width
+    return ids - column + (width - 1 - column)
+
+
 class CUTModel(BaseModel):
     #: PatchSampleF's L2-normalisation convention (see ``models.networks.heads.l2_normalize``).
     feature_norm = "cut"
@@ -247,7 +253,7 @@ class CUTModel(BaseModel):
         One pass gives the image and, if kept, its taps (``feats_real``, of the images of ``domains``).
         """
         if self.flipped_for_equivariance:
-            real = torch.flip(real, [3])  # the output stays flipped; NCE flips its features back
+            real = torch.flip(real, [3])  # the output stays flipped; NCE reads its features mirrored
         self.feats_domains = domains
         if not self.keeps_features():
             self.feats_real = None
@@ -347,14 +353,16 @@ class CUTModel(BaseModel):
         per image) measured ~2 % slower on CPU at batch 1, as did one D pass on (fake_B, real_B).
         """
         feat_q = self.netG.encode(tgt, self.nce_layers)
-        if self.flipped_for_equivariance:
-            feat_q = [torch.flip(f, [3]) for f in feat_q]
         # PatchNCE detaches the keys, so no gradient ever flows through this branch: build no graph for it
         # (the official code does, and keeps the activations of its key encodes until the backward).
         with torch.no_grad():
             if feat_k is None:
                 feat_k = self.netG.encode(src, self.nce_layers)
             feat_k_pool, ids = self.netF(feat_k, self.opt.num_patches, self.draw("patch_ids", lambda: None))
+        if self.flipped_for_equivariance:
+            # The queries are features of the flipped translation: official flips them back; reading them at
+            # the mirrored positions takes the same values (and gradients) without copying the maps.
+            ids = [mirrored_ids(i, f.shape[3]) for i, f in zip(ids, feat_q)]
         feat_q_pool, _ = self.netF(feat_q, self.opt.num_patches, ids)
         total = sum(
             self.criterionNCE(q, k, src.size(0)).mean() * self.opt.lambda_NCE

@@ -426,3 +426,13 @@ def test_split_identity_backward_gives_the_batch2_gradients_with_half_the_saved_
         torch.testing.assert_close(grads[0][k], g, rtol=1e-8, atol=1e-10, msg=k)
     # Only one translation's activations at a time (the D step's are smaller still).
     assert peaks[0] < 0.75 * peaks[1], peaks
+
+
+def test_mirrored_ids_read_a_flipped_map_at_the_same_values():
+    from models.cut_model import mirrored_ids
+
+    feat = torch.arange(2 * 3 * 5, dtype=torch.float32).view(1, 2, 3, 5)  # H 3, W 5: not square
+    ids = torch.tensor([0, 4, 6, 12, 14])
+    assert mirrored_ids(ids, 5).tolist() == [4, 0, 8, 12, 10]
+    flat, flipped = feat.flatten(2), torch.flip(feat, [3]).flatten(2)
+    assert torch.equal(flat[:, :, mirrored_ids(ids, 5)], flipped[:, :, ids])

@@ -264,6 +264,45 @@ def test_downsample_upsample_sizes_and_filters():
     assert torch.equal(Upsample(2).filt[0, 0], row[:, None] * row[None, :] / 16)
 
 
+def _plain_resampling(module, x):
+    """The textbook form of CUT's blur resampling: pad module, then PyTorch's depthwise (transposed) conv."""
+    groups = x.shape[1]
+    if isinstance(module, Downsample):
+        return torch.nn.functional.conv2d(module.pad(x), module.filt, stride=module.stride, groups=groups)
+    out = torch.nn.functional.conv_transpose2d(
+        module.pad(x), module.filt, stride=module.stride, padding=module.conv_padding, groups=groups
+    )[:, :, 1:, 1:]
+    return out[:, :, :-1, :-1] if module.crop_end else out
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [(Downsample, {}), (Downsample, {"filt_size": 4}), (Downsample, {"filt_size": 5, "pad_type": "repl"}),
+     (Downsample, {"pad_type": "zero"}), (Upsample, {}), (Upsample, {"filt_size": 3, "pad_type": "reflect"})],
+)  # fmt: skip
+def test_blur_resampling_matches_pytorch_and_saves_nothing_for_backward(cls, kwargs):
+    """The fixed-filter blur saves no activation for its backward, and its gradients are exact (also the
+    second-order ones: gradient penalties may differentiate through a discriminator's blur-pools)."""
+    torch.manual_seed(0)
+    module = cls(3, **kwargs).double()
+    for shape in [(2, 3, 9, 12), (1, 3, 7, 7)]:
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        saved = []
+
+        def pack(t, _saved=saved):
+            _saved.append(t.shape)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = module(x)
+        assert saved == [module.filt.shape]  # the 3 x 1 x k x k filter, no copy of the input
+        ref = _plain_resampling(module, x)
+        g = torch.randn_like(y)
+        assert torch.equal(y, ref)
+        torch.testing.assert_close(torch.autograd.grad(y, x, g)[0], torch.autograd.grad(ref, x, g)[0])
+    assert torch.autograd.gradgradcheck(module, (x,))
+
+
 def test_resampling_keeps_a_constant_image_constant():
     const = torch.full((1, 3, 8, 8), 0.7)
     up = Upsample(3)(Downsample(3)(const))

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fast_conv import pad_backward
 from .norms import get_norm_layer
 
 _PAD_LAYERS: dict[str, type[nn.Module]] = {
@@ -88,6 +89,55 @@ class _BlurFilter(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
+_PAD_MODES = {nn.ReflectionPad2d: "reflect", nn.ReplicationPad2d: "replicate", nn.ZeroPad2d: "constant"}
+
+
+class _PaddedBlur(torch.autograd.Function):
+    """Pad, then a depthwise (transposed) convolution with a fixed filter; nothing is saved for the backward.
+
+    The gradient of a fixed linear filter w.r.t. its input does not depend on the input, but PyTorch's
+    convolution saves its (padded) input for a weight gradient nobody asks for: at 128 px that is 13 MB per
+    pass of the CUT generator (its two blur-pools), twice per step. Here the backward is the adjoint filter
+    followed by the pad's adjoint; both are differentiable ops, so a double backward works.
+    """
+
+    @staticmethod
+    def forward(ctx, x, filt, padding, mode, stride, transposed, conv_padding):
+        ctx.save_for_backward(filt)
+        ctx.args = (padding, mode, stride, transposed, conv_padding, x.shape[-2:], x.dtype)
+        padded = F.pad(x, padding, mode=mode)
+        groups = x.shape[1]
+        if transposed:
+            return F.conv_transpose2d(padded, filt, stride=stride, padding=conv_padding, groups=groups)
+        return F.conv2d(padded, filt, stride=stride, groups=groups)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (filt,) = ctx.saved_tensors
+        padding, mode, stride, transposed, conv_padding, (h, w), dtype = ctx.args
+        filt, groups = filt.to(grad.dtype), grad.shape[1]
+        if transposed:
+            grad_padded = F.conv2d(grad, filt, stride=stride, padding=conv_padding, groups=groups)
+        else:
+            hp, wp = h + padding[2] + padding[3], w + padding[0] + padding[1]
+            k = filt.shape[-1]
+            extra = (hp - ((grad.shape[-2] - 1) * stride + k), wp - ((grad.shape[-1] - 1) * stride + k))
+            grad_padded = F.conv_transpose2d(grad, filt, stride=stride, groups=groups, output_padding=extra)
+        return pad_backward(grad_padded, padding, mode).to(dtype), None, None, None, None, None, None
+
+
+def _padded_blur(module: nn.Module, x: Tensor, stride: int, transposed: bool, conv_padding: int = 0) -> Tensor:
+    """The blur through ``_PaddedBlur`` when autograd records it; plain ops otherwise (inference, export
+    tracing: an autograd Function would be an opaque Python call in a TorchScript or ONNX graph)."""
+    pad = module.pad
+    if not (torch.is_grad_enabled() and x.requires_grad) or torch.jit.is_tracing() or torch.jit.is_scripting():
+        conv = F.conv_transpose2d if transposed else F.conv2d
+        extra = {"padding": conv_padding} if transposed else {}
+        return conv(pad(x), module.filt, stride=stride, groups=x.shape[1], **extra)
+    padding = tuple(pad.padding) if len(pad.padding) == 4 else (pad.padding,) * 4
+    return _PaddedBlur.apply(x, module.filt, padding, _PAD_MODES[type(pad)], stride, transposed, conv_padding)
+
+
 class Downsample(_BlurFilter):
     """Antialiased downsampling (Zhang 2019) used by CUT: pad, depthwise binomial blur, stride.
 
@@ -101,7 +151,7 @@ class Downsample(_BlurFilter):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(self.pad(x), self.filt, stride=self.stride, groups=x.shape[1])
+        return _padded_blur(self, x, self.stride, transposed=False)
 
 
 class Upsample(_BlurFilter):
@@ -119,9 +169,7 @@ class Upsample(_BlurFilter):
         self.crop_end = filt_size % 2 == 0
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.conv_transpose2d(
-            self.pad(x), self.filt, stride=self.stride, padding=self.conv_padding, groups=x.shape[1]
-        )[:, :, 1:, 1:]
+        out = _padded_blur(self, x, self.stride, transposed=True, conv_padding=self.conv_padding)[:, :, 1:, 1:]
         return out[:, :, :-1, :-1] if self.crop_end else out
 
 
