@@ -31,7 +31,14 @@ import torch
 from models.base_model import BaseModel
 from models.losses import GANLoss
 from models.losses.patchnce import PatchNCELoss
-from models.networks import NORM_TYPES, build_discriminator, build_generator, init_weights, size_multiple
+from models.networks import (
+    NORM_TYPES,
+    build_discriminator,
+    build_generator,
+    init_weights,
+    size_multiple,
+    use_lean_blur,
+)
 from models.networks.heads import PatchSampleF
 from options import add_flag, add_switch
 
@@ -111,6 +118,13 @@ class CUTModel(BaseModel):
                 True,
                 help="take the NCE keys G_enc(A), G_enc(B) from G's forward pass instead of re-encoding "
                 "A and B (official); flipped steps always re-encode",
+            )
+            add_switch(
+                parser,
+                "--lean_blur",
+                True,
+                help="the antialiased blur layers keep no activation for the backward (exact adjoint); "
+                "--no-lean_blur: PyTorch's depthwise conv, which keeps its padded input (official)",
             )
             add_switch(
                 parser,
@@ -194,6 +208,8 @@ class CUTModel(BaseModel):
             opt.init_gain,
             antialias=not opt.no_antialias,
         )
+        for net in (self.netG, self.netD):
+            use_lean_blur(net, opt.lean_blur)
         self.criterionGAN = GANLoss(opt.gan_mode)
         self.criterionNCE = PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
         betas = (opt.beta1, opt.beta2)

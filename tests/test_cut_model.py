@@ -436,3 +436,12 @@ def test_mirrored_ids_read_a_flipped_map_at_the_same_values():
     assert mirrored_ids(ids, 5).tolist() == [4, 0, 8, 12, 10]
     flat, flipped = feat.flatten(2), torch.flip(feat, [3]).flatten(2)
     assert torch.equal(flat[:, :, mirrored_ids(ids, 5)], flipped[:, :, ids])
+
+
+def test_lean_blur_switch_reaches_every_blur_layer(train_args):
+    from models.networks.blocks import _BlurFilter
+
+    for extra, expected in (([], True), (["--no-lean_blur"], False)):
+        model = make_model(train_args, *extra)
+        layers = [m for net in (model.netG, model.netD) for m in net.modules() if isinstance(m, _BlurFilter)]
+        assert len(layers) == 7 and all(m.lean_backward is expected for m in layers)  # G: 2 down, 2 up; D: 3

@@ -26,6 +26,7 @@ from models.networks import (
     init_weights,
     norm_uses_bias,
     size_multiple,
+    use_lean_blur,
 )
 from util.image_pool import ImagePool
 
@@ -301,6 +302,11 @@ def test_blur_resampling_matches_pytorch_and_saves_nothing_for_backward(cls, kwa
         assert torch.equal(y, ref)
         torch.testing.assert_close(torch.autograd.grad(y, x, g)[0], torch.autograd.grad(ref, x, g)[0])
     assert torch.autograd.gradgradcheck(module, (x,))
+    # --no-lean_blur: PyTorch's convolution itself (it keeps the padded input), bit for bit.
+    assert use_lean_blur(module, False) == 1 and not module.lean_backward
+    y, ref = module(x), _plain_resampling(module, x)
+    g = torch.randn_like(y)
+    assert torch.equal(torch.autograd.grad(y, x, g)[0], torch.autograd.grad(ref, x, g)[0])
 
 
 def test_resampling_keeps_a_constant_image_constant():

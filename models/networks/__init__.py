@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .blocks import Downsample, ResnetBlock, Upsample, binomial_filter, fill_missing_buffers
+from .blocks import Downsample, ResnetBlock, Upsample, binomial_filter, fill_missing_buffers, use_lean_blur
 from .discriminators import DISCRIMINATORS, NLayerDiscriminator, PixelDiscriminator, build_discriminator
 from .generators import (
     GENERATORS,
@@ -41,6 +41,7 @@ __all__ = [
     "build_generator",
     "count_parameters",
     "fill_missing_buffers",
+    "use_lean_blur",
     "get_norm_layer",
     "init_weights",
     "norm_uses_bias",

@@ -74,7 +74,12 @@ class _BlurFilter(nn.Module):
 
     The filter is a constant, so a state_dict without ``filt`` (other tools drop constant buffers) still loads
     with ``strict=True``: the missing key is filled from the module's own value before loading.
+
+    ``lean_backward`` (default True): the training graph keeps no activation for this layer (``_PaddedBlur``);
+    False: PyTorch's convolution, which keeps the padded input (the official computation, bit for bit).
     """
+
+    lean_backward: bool = True
 
     def __init__(self, channels: int, filt: Tensor) -> None:
         super().__init__()
@@ -126,11 +131,15 @@ class _PaddedBlur(torch.autograd.Function):
         return pad_backward(grad_padded, padding, mode).to(dtype), None, None, None, None, None, None
 
 
-def _padded_blur(module: nn.Module, x: Tensor, stride: int, transposed: bool, conv_padding: int = 0) -> Tensor:
+def _padded_blur(
+    module: nn.Module, x: Tensor, stride: int, transposed: bool, conv_padding: int = 0
+) -> Tensor:
     """The blur through ``_PaddedBlur`` when autograd records it; plain ops otherwise (inference, export
-    tracing: an autograd Function would be an opaque Python call in a TorchScript or ONNX graph)."""
+    tracing: an autograd Function would be an opaque Python call in a TorchScript or ONNX graph), or when
+    the module's ``lean_backward`` is off."""
     pad = module.pad
-    if not (torch.is_grad_enabled() and x.requires_grad) or torch.jit.is_tracing() or torch.jit.is_scripting():
+    recorded = torch.is_grad_enabled() and x.requires_grad
+    if not (recorded and module.lean_backward) or torch.jit.is_tracing() or torch.jit.is_scripting():
         conv = F.conv_transpose2d if transposed else F.conv2d
         extra = {"padding": conv_padding} if transposed else {}
         return conv(pad(x), module.filt, stride=stride, groups=x.shape[1], **extra)
@@ -169,8 +178,18 @@ class Upsample(_BlurFilter):
         self.crop_end = filt_size % 2 == 0
 
     def forward(self, x: Tensor) -> Tensor:
-        out = _padded_blur(self, x, self.stride, transposed=True, conv_padding=self.conv_padding)[:, :, 1:, 1:]
+        out = _padded_blur(self, x, self.stride, transposed=True, conv_padding=self.conv_padding)[
+            :, :, 1:, 1:
+        ]
         return out[:, :, :-1, :-1] if self.crop_end else out
+
+
+def use_lean_blur(module: nn.Module, enabled: bool = True) -> int:
+    """Set ``lean_backward`` of every blur layer under ``module``; returns how many there are."""
+    layers = [m for m in module.modules() if isinstance(m, _BlurFilter)]
+    for layer in layers:
+        layer.lean_backward = enabled
+    return len(layers)
 
 
 def fill_missing_buffers(module: nn.Module, state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
