@@ -11,7 +11,7 @@
 #   python -m benchmarks.compare_official_ugatit --official PATH --img_size 128 --memory
 set -e
 B="python -m benchmarks.benchmark --threads 1 --iters 6 --warmup 2 --"
-EXACT="--no-ugatit_fused_sn --no-ugatit_fused_norm --no-ugatit_fused_adam"
+EXACT="--no-ugatit_fused_sn --no-ugatit_fused_norm --no-ugatit_fused_adam --no-fast_cpu_convs"
 $B --model ugatit --gpu_ids -1 --img_size 128 --light True "$@"
 $B --model ugatit --gpu_ids -1 --img_size 128 --light True $EXACT "$@"
 $B --model ugatit --gpu_ids -1 --img_size 128 --light True --ugatit_fast_d "$@"
