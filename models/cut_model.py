@@ -128,6 +128,14 @@ class CUTModel(BaseModel):
             )
             add_switch(
                 parser,
+                "--free_grads_after_step",
+                True,
+                help="release each network's gradients right after its optimiser step (the next backward "
+                "allocates them anew), so D's are not held through the G step nor G's and F's through the "
+                "next forward and D step; --no-free_grads_after_step keeps them until the next zero_grad",
+            )
+            add_switch(
+                parser,
                 "--split_idt_backward",
                 True,
                 help="with --nce_idt: backpropagate the losses of G(A) before running G on B, so the graphs "
@@ -390,6 +398,8 @@ class CUTModel(BaseModel):
         self.set_requires_grad(self.netD, True)
         self.backward_and_step(self.compute_D_loss(), "D")
         self.set_requires_grad(self.netD, False)  # the G step must not accumulate D gradients
+        if self.opt.free_grads_after_step:
+            self.zero_grad("D")
 
     def optimize_parameters(self) -> None:
         self.train_step()
@@ -420,6 +430,8 @@ class CUTModel(BaseModel):
             self.backward(loss_B)
             self.loss_G = loss_A.detach() + loss_B.detach()
         self.step(*names)
+        if self.opt.free_grads_after_step:
+            self.zero_grad(*names)
 
     def backward_generator(self, loss: torch.Tensor) -> None:
         """Backpropagate the G loss (with G(A)'s graph still alive: SRUNIT adds its SR loss here)."""

@@ -445,3 +445,23 @@ def test_lean_blur_switch_reaches_every_blur_layer(train_args):
         model = make_model(train_args, *extra)
         layers = [m for net in (model.netG, model.netD) for m in net.modules() if isinstance(m, _BlurFilter)]
         assert len(layers) == 7 and all(m.lean_backward is expected for m in layers)  # G: 2 down, 2 up; D: 3
+
+
+@pytest.mark.parametrize("free", [True, False])
+def test_gradients_are_released_after_each_step_by_default(train_args, free):
+    """--free_grads_after_step: D's gradients are not held through the G step (nor G's, F's to the next one)."""
+    model = make_model(train_args, *([] if free else ["--no-free_grads_after_step"]))
+    d_grads_in_G_step = []
+    original = model.update_G
+
+    def update_G():
+        d_grads_in_G_step.append(any(p.grad is not None for p in model.netD.parameters()))
+        original()
+
+    model.update_G = update_G
+    model.set_input(batch())
+    before = snapshot(model.netD)
+    model.optimize_parameters()
+    assert any(not torch.equal(v, before[k]) for k, v in snapshot(model.netD).items())  # D did step
+    held = [p.grad is not None for n in ("netG", "netF", "netD") for p in getattr(model, n).parameters()]
+    assert d_grads_in_G_step == [not free] and (not any(held) if free else all(held))

@@ -183,7 +183,10 @@ def gradients(model, which):
 
 
 def run_step(train_args, *extra, epoch=2, choice=2):
-    model = make_model(train_args, "--lr", "0", "--inact_epochs", "1", *extra, double=True)
+    # Gradients are read after the step: keep them (they are released after each step by default).
+    model = make_model(
+        train_args, "--lr", "0", "--inact_epochs", "1", "--no-free_grads_after_step", *extra, double=True
+    )
     model.set_input(images(dtype=torch.float64))
     ids = nce_ids(model)
     draws = sr_draws(model, choice)
