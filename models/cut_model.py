@@ -18,6 +18,12 @@ keys are detached inside PatchNCE, so taking them from the forward pass changes 
 float rounding (InstanceNorm statistics of a batch-2 vs a batch-1 pass, ~1e-6). ``--no-reuse_nce_keys``
 restores the official recomputation. The key branch (encode and F) runs without an autograd graph: PatchNCE
 detaches the keys, so nothing changes but memory.
+
+Memory (each on by default, ``--no-<name>`` is the official behaviour): ``--split_idt_backward`` runs G on B
+only after the losses of G(A) are backpropagated (the gradients accumulate: same update, half the live
+activations); ``--lean_blur`` makes the antialiased blur layers keep nothing for their backward;
+``--free_grads_after_step`` releases gradients after each optimiser step. Flipped steps read the query
+patches at mirrored positions instead of flipping the feature maps back (exact).
 """
 
 from __future__ import annotations
