@@ -98,19 +98,28 @@ class BaseModel(nn.Module, ABC):
     def backward(self, loss: torch.Tensor, retain_graph: bool = False) -> None:
         self.runtime.backward(loss, retain_graph=retain_graph)
 
-    def step(self, *names: str) -> None:
+    def step(self, *names: str, free_grads: bool = False) -> None:
+        """Step the named optimisers; ``free_grads``: release their gradients right after.
+
+        Spent gradients otherwise stay allocated until the next zero_grad, i.e. through the other networks'
+        passes of the iteration (D's through the G step): freeing them lowers the peak memory.
+        """
         for name in names:
             self.runtime.step(self.optimizers[name])
+        if free_grads:
+            self.zero_grad(*names)
 
     def zero_grad(self, *names: str) -> None:
         for name in names:
             self.optimizers[name].zero_grad(set_to_none=True)
 
-    def backward_and_step(self, loss: torch.Tensor, *names: str, retain_graph: bool = False) -> None:
-        """Zero the named optimisers' gradients, backpropagate ``loss`` and step them."""
+    def backward_and_step(
+        self, loss: torch.Tensor, *names: str, retain_graph: bool = False, free_grads: bool = False
+    ) -> None:
+        """Zero the named optimisers' gradients, backpropagate ``loss`` and step them (see ``step``)."""
         self.zero_grad(*names)
         self.backward(loss, retain_graph=retain_graph)
-        self.step(*names)
+        self.step(*names, free_grads=free_grads)
 
     @staticmethod
     def set_requires_grad(nets: nn.Module | list[nn.Module], requires_grad: bool) -> None:

@@ -318,10 +318,8 @@ class CUTModel(BaseModel):
 
     def update_D(self) -> None:
         self.set_requires_grad(self.netD, True)
-        self.backward_and_step(self.compute_D_loss(), "D")
+        self.backward_and_step(self.compute_D_loss(), "D", free_grads=self.opt.free_grads_after_step)
         self.set_requires_grad(self.netD, False)  # the G step must not accumulate D gradients
-        if self.opt.free_grads_after_step:
-            self.zero_grad("D")
 
     def optimize_parameters(self) -> None:
         self.train_step()
@@ -351,9 +349,7 @@ class CUTModel(BaseModel):
             loss_B = self.identity_loss()
             self.backward(loss_B)
             self.loss_G = loss_A.detach() + loss_B.detach()
-        self.step(*names)
-        if self.opt.free_grads_after_step:
-            self.zero_grad(*names)
+        self.step(*names, free_grads=self.opt.free_grads_after_step)
 
     def backward_generator(self, loss: torch.Tensor) -> None:
         """Backpropagate the G loss (with G(A)'s graph still alive: SRUNIT adds its SR loss here)."""

@@ -183,7 +183,7 @@ class SRUNITModel(CUTModel):
 
     def backward_generator(self, loss: torch.Tensor) -> None:
         """The G loss plus, once active, reg * SR loss (G(A)'s graph is still alive: it is reused)."""
-        if not (self.sr_enabled and self.sr_active):
+        if not self.sr_active:  # set by train_step, only when the SR loss is enabled
             return super().backward_generator(loss)
         if self.opt.reg_type == "v2":
             self.loss_reg = self.compute_reg_loss()

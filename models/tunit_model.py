@@ -209,11 +209,8 @@ class TunitModel(BaseModel):
         return k, None if p_org is None else p_org.detach()
 
     def _step(self, loss: torch.Tensor, *names: str) -> None:
-        self.zero_grad(*names)
-        self.backward(loss)
-        self.step(*names)
-        if not self.opt.tunit_official_step:
-            self.zero_grad(*names)  # upstream keeps the gradients until the next step: free them now
+        # Upstream keeps the gradients until the next step; the default step frees them at once.
+        self.backward_and_step(loss, *names, free_grads=not self.opt.tunit_official_step)
 
     def _gan_official(self, y_org, perm) -> None:
         """Official order: labels and x_fake under no_grad, D step, then the G step recomputes it all."""

@@ -372,18 +372,16 @@ class UGATITModel(BaseModel):
         # The six generator calls in the official order, with the D step (which only judges the detached
         # translations) between the first two and the rest: fewer graphs alive at once, same numbers.
         self.forward_translations()
-        self.backward_and_step(self.backward_D(), "D")
-        # Free D's gradients now rather than at the next D step: they would otherwise sit beside the G
+        # D's gradients are freed now rather than at the next D step: they would otherwise sit beside the G
         # step's graphs (the official keeps them and even adds to them there, bug 2). Same for G's below.
-        self.zero_grad("D")
+        self.backward_and_step(self.backward_D(), "D", free_grads=True)
         self.forward_reconstructions()
         # D frozen: same G gradients as the official code, which lets D accumulate unused ones (bug 2).
         self.set_requires_grad(self.discriminators(), False)
         eval_d = self.d_eval_in_g_step()
         for net in self.discriminators():
             net.train(not eval_d)
-        self.backward_and_step(self.backward_G(), "G")
-        self.zero_grad("G")
+        self.backward_and_step(self.backward_G(), "G", free_grads=True)
         for net in self.discriminators():
             net.train(True)
         self.set_requires_grad(self.discriminators(), True)

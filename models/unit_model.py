@@ -178,8 +178,7 @@ class UNITModel(BaseModel):
         self.loss_dis_a = dis_loss(self.dis_a(fake_A), self.dis_a(self.real_A), opt.gan_type)
         self.loss_dis_b = dis_loss(self.dis_b(fake_B), self.dis_b(self.real_B), opt.gan_type)
         self.loss_dis_total = opt.gan_w * self.loss_dis_a + opt.gan_w * self.loss_dis_b
-        self.backward_and_step(self.loss_dis_total, "D")
-        self.zero_grad("D")  # spent: freeing D's gradients lowers the peak memory of the G step
+        self.backward_and_step(self.loss_dis_total, "D", free_grads=True)  # not kept through the G step
 
     def translate_pair(self) -> None:
         """First half of the G step: latents h, posterior samples z = h + n, reconstructions, translations."""
@@ -233,8 +232,7 @@ class UNITModel(BaseModel):
             + opt.recon_x_cyc_w * self.loss_gen_cyc_x_b + opt.recon_kl_cyc_w * self.loss_gen_recon_kl_cyc_bab
             + opt.vgg_w * self.loss_gen_vgg_a + opt.vgg_w * self.loss_gen_vgg_b
         )  # fmt: skip
-        self.backward_and_step(self.loss_gen_total, "G")
-        self.zero_grad("G")  # spent: not kept through the next D step
+        self.backward_and_step(self.loss_gen_total, "G", free_grads=True)  # not kept through the next D step
         self.set_requires_grad([self.dis_a, self.dis_b], True)
         del self.h_a, self.h_b  # their graph is spent; do not keep the latents until the next iteration
 

@@ -405,11 +405,11 @@ def test_split_identity_backward_gives_the_batch2_gradients_with_half_the_saved_
         tracker = SavedTensorBytes()
         seen = {}
 
-        def step(*names, _model=model, _seen=seen, _step=model.step):
+        def step(*names, _model=model, _seen=seen, _step=model.step, **kwargs):
             if "G" in names:  # G's and F's gradients, before their update
                 for n in ("netG", "netF"):
                     _seen.update({f"{n}.{k}": p.grad.clone() for k, p in getattr(_model, n).named_parameters()})
-            _step(*names)
+            _step(*names, **kwargs)
 
         model.step = step
         with torch.autograd.graph.saved_tensors_hooks(tracker.pack, tracker.unpack):

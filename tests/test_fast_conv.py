@@ -131,13 +131,13 @@ def test_option_decides_the_convolution_class(flag, expected):
 
 
 @pytest.mark.parametrize("pad", [1, 3])
-def test_reflect_pad_backward_from_slices(pad):
+def test_pad_backward_of_reflection_from_slices(pad):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
     y = F.pad(x, (pad,) * 4, mode="reflect")
     g = torch.randn_like(y)
     (expected,) = torch.autograd.grad(y, x, g)
-    assert torch.allclose(fast_conv.reflect_pad_backward(g, pad), expected, rtol=0, atol=1e-12)
+    assert torch.allclose(fast_conv.pad_backward(g, (pad,) * 4, "reflect"), expected, rtol=0, atol=1e-12)
 
 
 @needs_nnpack

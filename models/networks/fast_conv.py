@@ -125,11 +125,6 @@ def _fold_borders(grad: Tensor, dim: int, before: int, after: int, size: int, mo
         raise ValueError(f"pad_backward: unknown mode {mode!r} (reflect, replicate or constant)")
 
 
-def reflect_pad_backward(grad: Tensor, pad: int) -> Tensor:
-    """Gradient of ``F.pad(x, (pad,) * 4, mode="reflect")`` w.r.t. ``x`` (``grad`` is consumed)."""
-    return pad_backward(grad, (pad,) * 4, "reflect")
-
-
 class _FastConv(torch.autograd.Function):
     """Stride-1 convolution with zero ``padding`` or, if ``reflect`` > 0, reflection padding done here.
 
@@ -163,7 +158,7 @@ class _FastConv(torch.autograd.Function):
             flipped = weight.flip(2, 3).transpose(0, 1).contiguous()
             grad_x = _nnpack_conv(grad_out, flipped, None, kernel - 1 - padding)
             if reflect:
-                grad_x = reflect_pad_backward(grad_x, reflect)
+                grad_x = pad_backward(grad_x, (reflect,) * 4, "reflect")
         return grad_x, grad_w, grad_b, None, None
 
 
