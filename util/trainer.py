@@ -21,6 +21,7 @@ from util import checkpoint as ckpt_io
 from util.distributed import DistInfo, broadcast_module, cleanup, init_distributed, select_device
 from util.metrics.evaluate import PeriodicEvaluator
 from util.runtime import Runtime
+from util.trainer_checkpoints import CheckpointingMixin
 from util.visualizer import Visualizer
 
 
@@ -47,7 +48,7 @@ def move_to(batch, device: torch.device):
     return batch
 
 
-class Trainer:
+class Trainer(CheckpointingMixin):
     def __init__(self, opt):
         self.opt = opt
         self.dist: DistInfo = init_distributed(use_cuda=bool(opt.gpu_ids) and torch.cuda.is_available())
@@ -104,69 +105,6 @@ class Trainer:
             self.resume(ckpt_io.checkpoint_path(self.expr_dir, opt.epoch))
         elif opt.pretrained_name:
             self.load_pretrained(opt.pretrained_name)
-
-    # ------------------------------------------------------------------ checkpoints
-    def state(self) -> dict:
-        m = self.model
-        return {
-            "format": ckpt_io.FORMAT,
-            "version": ckpt_io.VERSION,
-            "model": self.opt.model,
-            "options": self.opt.to_dict(),
-            "networks": m.network_state(),
-            "optimizers": {k: o.state_dict() for k, o in m.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in m.schedulers.items()},
-            "scaler": m.runtime.state_dict(),
-            "model_state": m.extra_state(),
-            "progress": {
-                "epoch": self.epoch,
-                "epoch_iter": self.epoch_iter,
-                "global_step": self.global_step,
-                "world_size": self.dist.world_size,
-            },
-            "rng": ckpt_io.rng_state(),
-        }
-
-    def save(self, *labels: str | int) -> None:
-        if not self.dist.is_main:
-            return
-        state = self.state()
-        for label in labels:
-            ckpt_io.atomic_save(state, ckpt_io.checkpoint_path(self.expr_dir, label))
-
-    def resume(self, path: str) -> None:
-        ckpt = ckpt_io.load_checkpoint(path, self.opt.model)
-        m = self.model
-        try:
-            m.load_network_state(ckpt["networks"], source=path)
-        except ckpt_io.CheckpointError as exc:
-            raise ckpt_io.CheckpointError(f"{exc}\n{option_differences(ckpt['options'], self.opt)}") from exc
-        for name, state in ckpt["optimizers"].items():
-            m.optimizers[name].load_state_dict(state)
-        for name, state in ckpt["schedulers"].items():
-            m.schedulers[name].load_state_dict(state)
-        m.runtime.load_state_dict(ckpt["scaler"])
-        m.load_extra_state(ckpt["model_state"])
-        progress = ckpt["progress"]
-        self.epoch, self.epoch_iter, self.global_step = (
-            progress["epoch"],
-            progress["epoch_iter"],
-            progress["global_step"],
-        )
-        if self.dist.is_main and progress.get("world_size", 1) == self.dist.world_size:
-            ckpt_io.set_rng_state(ckpt["rng"])  # only rank 0's states are saved; others reseed below
-        else:
-            ckpt_io.seed_everything(self.opt.seed + self.dist.rank + self.global_step)
-        print(
-            f"resumed from {path}: epoch {self.epoch}, iteration {self.epoch_iter} of the epoch, "
-            f"step {self.global_step}"
-        )
-
-    def load_pretrained(self, name: str) -> None:
-        path = ckpt_io.checkpoint_path(os.path.join(self.opt.checkpoints_dir, name), self.opt.epoch)
-        ckpt = ckpt_io.load_checkpoint(path, self.opt.model)
-        self.model.load_network_state(ckpt["networks"], source=path)
-        print(f"initialised networks from {path}")
 
     # ------------------------------------------------------------------ loop
     def finished(self) -> bool:
@@ -296,14 +234,3 @@ class Trainer:
             self.stop_requested = True
 
         return signal.signal(signal.SIGTERM, request_stop), signal.signal(signal.SIGINT, request_stop)
-
-
-def option_differences(saved: dict, opt) -> str:
-    """Name the options that differ between a checkpoint and the current command line."""
-    ignore = {"continue_train", "epoch", "gpu_ids", "num_threads", "dry_run", "display_id", "print_freq"}
-    diffs = [
-        f"--{k}: checkpoint {v!r}, now {getattr(opt, k)!r}"
-        for k, v in sorted(saved.items())
-        if k not in ignore and hasattr(opt, k) and getattr(opt, k) != v
-    ]
-    return "options that differ from the checkpoint: " + ("; ".join(diffs) if diffs else "none")
