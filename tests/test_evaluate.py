@@ -96,6 +96,15 @@ def test_compute_fid_scores_the_saved_translations(run):
         assert files["n_a"] == 3 and files["fid"] == pytest.approx(metrics[f"fid_{direction}"], rel=1e-4)
 
 
+def test_compute_fid_without_weights_skips_with_one_line_and_succeeds(run, no_weights, capsys):
+    import test as test_script
+
+    args = [*run["net_args"], "--model", "cycle_gan", "--num_threads", "0", "--no_progress", "--num_test", "1",
+            "--results_dir", str(run["root"] / "results_no_weights"), "--compute_fid"]  # fmt: skip
+    assert test_script.main(args) == 0
+    assert capsys.readouterr().out.count("FID/KID skipped") == 1
+
+
 def test_training_evaluation_keeps_best_and_leaves_training_untouched(run):
     opt = TrainOptions().parse([*run["net_args"], "--num_threads", "0"], save=False)
     opt = opt.replace(eval_freq=2, eval_phase="test", **run["fid"])
@@ -138,4 +147,5 @@ def test_rescore_scores_every_checkpoint(run, capsys):
     with open(os.path.join(run["ckpts"], "x", "rescore.csv")) as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["checkpoint"] for r in rows) == ["1", "latest"]
+    assert {r["checkpoint"]: r["epoch"] for r in rows} == {"1": "1", "latest": "1"}  # the epoch each holds
     assert float(rows[0]["fid"]) == pytest.approx(float(rows[1]["fid"]))  # both hold the final weights

