@@ -1,6 +1,6 @@
 """Image grid and a zebra-classifier score for the offline horse <-> zebra demo (``real_data_demo.sh``).
 
-    python scripts/demo/demo_report.py --dataroot DATA --out docs/images/demo_horse2zebra.png \
+    python scripts/demo/demo_report.py --dataroot DATA --out results/demo_horse2zebra.png \
         --result CycleGAN=results/demo_h2z_cyclegan/test_latest/images \
         --result CUT=results/demo_h2z_cut/test_latest/images
 

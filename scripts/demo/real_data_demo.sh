@@ -7,7 +7,7 @@
 #      DATA_DIR/animal_shapes_10 (train/<class>, test/<class>, ten classes) with datasets/make_animal_shapes.py,
 #   3. trains CycleGAN and CUT at 32 px with small widths (ngf/ndf 16, resnet_6blocks, one channel) and
 #      translates the 100 test images of each domain with test.py,
-#   4. writes docs/images/demo_horse2zebra.png (inputs and translations) and scores the translations with a
+#   4. writes results/demo_horse2zebra.png (inputs and translations) and scores the translations with a
 #      small horse-vs-zebra classifier trained on the real training images (scripts/demo/demo_report.py),
 #   5. trains TUNIT's guiding network on the ten classes for a few hundred iterations (the phase before its GAN
 #      starts; officially the first 65k iterations) and prints its Hungarian cluster accuracy on the test split.
@@ -43,7 +43,7 @@ done
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 H2Z="$DATA_DIR/animal_shapes_h2z"
 CLASSES="$DATA_DIR/animal_shapes_10"
-GRID=docs/images/demo_horse2zebra.png
+GRID=results/demo_horse2zebra.png  # scripts write under results/ and checkpoints/ only
 if [ "$QUICK" = 1 ]; then
     PER_CLASS=40; EPOCHS=(--n_epochs 1 --n_epochs_decay 1); TUNIT_STEPS=20; TUNIT_PER_CLASS=40
 else
@@ -89,6 +89,7 @@ if [ "$SKIP_CUT" = 0 ]; then
 fi
 
 if [ ${#DRY[@]} -eq 0 ]; then
+    mkdir -p results
     python scripts/demo/demo_report.py --dataroot "$H2Z" "${RESULTS[@]}" --out "$GRID" \
         --json results/demo_h2z_scores.json
     stage "grid and classifier score"
