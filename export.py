@@ -28,6 +28,7 @@ from torch import nn
 
 import models
 from data.image_io import DataError
+from models.networks.fast_conv import use_fast_cpu_convs
 from options import TestOptions
 from util.checkpoint import CheckpointError
 from util.test_loop import load_for_inference
@@ -210,6 +211,22 @@ def parse(argv: list[str] | None):
     return args, TestOptions().parse(rest, save=False)
 
 
+def export_model(model, opt, args: argparse.Namespace, out_dir: str) -> bool:
+    """Export every exportable module of a loaded model in the requested formats; False on any failure.
+
+    The CPU fast convolutions are switched back to PyTorch's for the exported copy: the files must hold
+    portable convolution operators (NNPACK is neither exportable nor available everywhere).
+    """
+    use_fast_cpu_convs(model, enabled=False)
+    model.eval()  # exports are for deployment: no dropout, batch norm with its running statistics
+    os.makedirs(out_dir, exist_ok=True)
+    ok = True
+    for label, module, channels in exportable_modules(model, opt):
+        for fmt in FORMATS[args.format]:
+            ok &= export_and_check(label, module, channels, fmt, out_dir, opt, args, model.size_multiple())
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     args, opt = parse(argv)
     model = models.create_model(opt)
@@ -218,15 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    model.eval()  # exports are for deployment: no dropout, batch norm with its running statistics
     out_dir = args.export_dir or os.path.join(opt.checkpoints_dir, opt.name, "export")
-    os.makedirs(out_dir, exist_ok=True)
     print(f"exporting {opt.model} networks from {source} to {out_dir}")
-    ok = True
-    for label, module, channels in exportable_modules(model, opt):
-        for fmt in FORMATS[args.format]:
-            ok &= export_and_check(label, module, channels, fmt, out_dir, opt, args, model.size_multiple())
-    return 0 if ok else 1
+    return 0 if export_model(model, opt, args, out_dir) else 1
 
 
 if __name__ == "__main__":

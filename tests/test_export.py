@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import warnings
 from collections import OrderedDict
 
 import pytest
@@ -116,3 +117,80 @@ def test_generators_needing_more_inputs_are_exported_as_translations(tmp_path, c
     assert export.export_and_check(label, module, channels, "torchscript", str(tmp_path), Opt(), Args(), 4)
     assert (tmp_path / "translate_AtoB_latest.pt").is_file()
     assert "exporting the translations instead" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- the CPU fast path is never exported
+def counting_nnpack(monkeypatch) -> list[int]:
+    """Count NNPACK convolutions (the fast CPU path) from now on."""
+    calls, original = [], torch._nnpack_spatial_convolution
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", counted)
+    return calls
+
+
+needs_nnpack = pytest.mark.skipif(not torch.backends.nnpack.is_available(), reason="NNPACK not available")
+
+
+@needs_nnpack
+def test_a_traced_fast_conv_holds_pytorchs_convolution(monkeypatch):
+    from models.networks.fast_conv import use_fast_cpu_convs
+
+    net = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(32, 32, 3), nn.ReLU()).eval()
+    assert use_fast_cpu_convs(net) == 1
+    calls, x = counting_nnpack(monkeypatch), torch.randn(1, 32, 32, 32)
+    with torch.no_grad():
+        eager = net(x)
+    assert calls, "these widths should take the fast path in eager mode"
+    calls.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, x, check_trace=False)
+    graph = str(traced.inlined_graph)
+    assert not calls and "nnpack" not in graph and "PythonOp" not in graph and "aten::_convolution" in graph
+    with torch.no_grad():
+        assert torch.allclose(traced(x), eager, atol=1e-4)
+
+
+FAST_PATH_MODELS = {  # widths where the fast path is eligible (>= 32 input channels at >= 32x32 outputs)
+    "cycle_gan": ["--model", "cycle_gan", "--ngf", "32", "--netG", "resnet_6blocks"],
+    "ugatit": ["--model", "ugatit", "--ch", "32", "--n_res", "1", "--light", "True"],
+}
+
+
+@needs_nnpack
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("name", sorted(FAST_PATH_MODELS))
+def test_export_with_default_options_never_traces_the_fast_path(name, tmp_path, monkeypatch, capsys):
+    import models
+    from options import TestOptions
+
+    argv = [*FAST_PATH_MODELS[name], "--dataroot", str(tmp_path), "--name", "x", "--gpu_ids", "-1",
+            "--crop_size", "32", "--load_size", "32", "--num_threads", "0"]  # fmt: skip
+    opt = TestOptions().parse(argv, save=False)
+    assert opt.fast_cpu_convs  # the default
+    model = models.create_model(opt)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # as trained weights: the ONNX exporter merges equal initialisers and then fails
+        for p in model.parameters():
+            p.add_(torch.rand(p.shape, generator=g) * 1e-3)
+    calls = counting_nnpack(monkeypatch)
+    with torch.no_grad():
+        model.translate(torch.rand(1, 3, 32, 32) * 2 - 1, "AtoB")
+    assert calls, f"{name} at these widths should take the fast path in eager mode"
+    formats = "both" if importlib.util.find_spec("onnx") else "torchscript"
+    args = export.parse(["--format", formats, *argv])[0]
+    args.atol = 1e-4
+    assert export.export_model(model, opt, args, str(tmp_path / "out")), capsys.readouterr().out
+    files = sorted(os.listdir(tmp_path / "out"))
+    assert any(f.endswith(".pt") for f in files)
+    for f in files:
+        if f.endswith(".pt"):
+            graph = str(torch.jit.load(str(tmp_path / "out" / f)).inlined_graph)
+            assert "nnpack" not in graph and "PythonOp" not in graph
+        else:
+            with open(tmp_path / "out" / f, "rb") as fh:
+                assert b"nnpack" not in fh.read().lower()

@@ -169,6 +169,18 @@ def _cpu_autocast_on() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
+def _capturing_graph() -> bool:
+    """TorchScript, tracing, ONNX export or torch.compile: a recorded graph must hold portable convolutions,
+    not this autograd Function around NNPACK (the exporters cannot inline it, and the file must run where
+    NNPACK does not)."""
+    return (
+        torch.jit.is_scripting()
+        or torch.jit.is_tracing()
+        or torch.onnx.is_in_onnx_export()
+        or torch.compiler.is_compiling()
+    )
+
+
 def fast_path_applies(conv: nn.Conv2d, x: Tensor, reflect: int = 0) -> bool:
     """Whether this call of ``conv`` on ``x`` takes the fast path (else PyTorch's own convolution).
 
@@ -177,7 +189,7 @@ def fast_path_applies(conv: nn.Conv2d, x: Tensor, reflect: int = 0) -> bool:
     k, pad = conv.kernel_size, conv.padding
     if not (x.device.type == "cpu" and x.dtype == torch.float32 and conv.weight.dtype == torch.float32):
         return False
-    if x.dim() != 4 or _cpu_autocast_on() or torch.jit.is_scripting():
+    if x.dim() != 4 or _cpu_autocast_on() or _capturing_graph():
         return False
     if conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros":
         return False
