@@ -1,27 +1,53 @@
 """Train any registered model: ``python train.py --model cycle_gan --dataroot DATA --name EXP``.
 
 With no ``--dataroot`` a small synthetic dataset is generated and used, so a fresh clone can train at once.
-``--continue_train`` resumes exactly where the last checkpoint stopped; SIGTERM/SIGINT save and exit.
+``--continue_train`` resumes exactly where the last checkpoint stopped; SIGTERM/SIGINT save and exit, a
+second one exits at once. One run at a time per experiment folder (``run.lock``), and nothing is written
+to that folder before the options and the checkpoint to resume from have been checked.
 """
 
+import contextlib
+import os
 import sys
 
 from data.image_io import DataError
 from options import TrainOptions
-from util.checkpoint import CheckpointError
-from util.trainer import NonFiniteLossError, Trainer, TrainingInterrupted
+from util.checkpoint import CheckpointError, remove_orphan_temps
+from util.run_lock import RunLock, RunLockedError
+from util.trainer import NonFiniteLossError, Trainer, TrainingAborted, TrainingInterrupted
+
+
+def experiment_lock(opt) -> contextlib.AbstractContextManager:
+    """The experiment folder's lock, taken by one process per run (rank 0) and not for a dry run."""
+    if opt.dry_run or int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext()
+    return RunLock(os.path.join(opt.checkpoints_dir, opt.name))
 
 
 def main(argv: list[str] | None = None) -> int:
-    opt = TrainOptions().parse(argv)
+    options = TrainOptions()
+    opt = options.parse(argv, save=False)
     try:
-        trainer = Trainer(opt)
-        trainer.fit()
+        with experiment_lock(opt) as lock:
+            if lock is not None:
+                removed = remove_orphan_temps(lock.expr_dir)
+                if removed:
+                    print(f"removed {len(removed)} temp file(s) of killed saves: {', '.join(removed)}")
+            trainer = Trainer(opt)  # checks options against the checkpoint before anything is written
+            if int(os.environ.get("RANK", "0")) == 0:
+                options.save(opt)
+            trainer.fit()
     except TrainingInterrupted as exc:
         print(exc)
         return 0
-    except (NonFiniteLossError, CheckpointError, DataError) as exc:
+    except TrainingAborted as exc:
+        print(exc, file=sys.stderr)
+        return 128 + exc.signum
+    except (NonFiniteLossError, CheckpointError, DataError, RunLockedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk or a read-only folder while writing logs or images
+        print(f"error: could not write {exc.filename or 'a file'}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -95,7 +95,10 @@ def create_dataloader(
 
 
 def set_epoch(loader: torch.utils.data.DataLoader, epoch: int, start: int = 0) -> None:
-    """Select ``epoch`` for the loader's dataset and sampler; skip ``start`` samples of this rank (resume)."""
+    """Select ``epoch`` for the loader's dataset and sampler; skip the epoch's first ``start`` images (resume).
+
+    ``start`` counts images of the epoch's global order, over all processes (see :class:`EpochSampler`).
+    """
     loader.dataset.set_epoch(epoch)
     loader.sampler.set_epoch(epoch)
     if start:

@@ -42,7 +42,18 @@ _EXIF_TRANSPOSE = {
 
 
 class DataError(ValueError):
-    """A dataset problem the user must fix (missing folder, undecodable file, image too small...)."""
+    """A dataset problem the user must fix (missing folder, undecodable file, image too small...).
+
+    A DataLoader worker's DataError reaches the main process rebuilt from a message that wraps the original in
+    "Caught DataError in DataLoader worker process N" and the worker's traceback; only the original message is
+    kept, so an error reads the same with and without workers.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        text = str(message)
+        if "in DataLoader worker process" in text and "DataError: " in text:
+            message = text[text.rindex("DataError: ") + len("DataError: ") :].strip()
+        super().__init__(message, *args)
 
 
 def is_image_file(name: str) -> bool:
@@ -86,12 +97,7 @@ def list_images(folder: str, *, recursive: bool = False, what: str = "images") -
     if not os.path.isdir(folder):
         raise DataError(f"expected a folder of {what}, but {folder} is not a directory")
     if recursive:
-        paths = [
-            os.path.join(dirpath, name)
-            for dirpath, _, names in os.walk(folder, followlinks=True)
-            for name in names
-            if is_image_file(name)
-        ]
+        paths = [os.path.join(dirpath, name) for dirpath, names in _walk_once(folder) for name in names]
     else:
         paths = [
             os.path.join(folder, name)
@@ -104,6 +110,24 @@ def list_images(folder: str, *, recursive: bool = False, what: str = "images") -
             f"no {what} found in {folder} {where}(looked for files ending in {', '.join(IMG_EXTENSIONS)})"
         )
     return sorted(paths)
+
+
+def _walk_once(folder: str):
+    """``os.walk`` following folder links, each real folder once: a link back up (a loop) is skipped with a warning."""
+    seen = {os.path.realpath(folder)}
+    for dirpath, dirnames, names in os.walk(folder, followlinks=True):
+        kept = []
+        for name in sorted(dirnames):
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if real in seen:
+                print(
+                    f"warning: {os.path.join(dirpath, name)} leads to {real}, which is already read; skipped"
+                )
+                continue
+            seen.add(real)
+            kept.append(name)
+        dirnames[:] = kept
+        yield dirpath, [name for name in names if is_image_file(name)]
 
 
 def _over_white(img: Image.Image) -> Image.Image:

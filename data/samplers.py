@@ -22,6 +22,11 @@ class EpochSampler(torch.utils.data.Sampler[int]):
     shuffling), padded by wrapping around to a multiple of ``world_size`` (or cut down with ``drop_last``),
     then split as ``order[rank::world_size]``, as DistributedSampler does. Call :meth:`set_epoch` at every epoch
     start; it also resets the skip set by :meth:`set_start`.
+
+    ``start`` counts images of the epoch's global order, not of one rank's share: after k steps of batch b on
+    W processes the ranks together have read ``order[:k*b*W]``, so a resume with another batch size or number
+    of processes continues with ``order[start:]`` (padded and split over the new ranks) and neither skips nor
+    repeats an image.
     """
 
     def __init__(
@@ -50,7 +55,7 @@ class EpochSampler(torch.utils.data.Sampler[int]):
         self.start = 0
 
     def set_start(self, start: int) -> None:
-        """Skip the first ``start`` indices of this rank's order in the current epoch (resume mid-epoch)."""
+        """Skip the first ``start`` images of the epoch's global order (resume mid-epoch)."""
         if start < 0:
             raise ValueError(f"start must be >= 0, not {start}")
         self.start = int(start)
@@ -63,21 +68,22 @@ class EpochSampler(torch.utils.data.Sampler[int]):
         else:
             order = list(range(self.n))
         if self.drop_last:
-            order = order[: self.n - self.n % self.world_size]
-        elif order and len(order) % self.world_size:
-            total = -(-self.n // self.world_size) * self.world_size
-            order = (order * (total // self.n + 1))[:total]
-        return order[self.rank :: self.world_size]
+            rest = order[self.start : self.n - self.n % self.world_size]
+        else:
+            rest = order[self.start :]
+            if rest and len(rest) % self.world_size:  # wrap around to equal shares, as DistributedSampler
+                total = -(-len(rest) // self.world_size) * self.world_size
+                rest = (rest + order * (total // self.n + 1))[:total]
+        return rest[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._order()[self.start :])
+        return iter(self._order())
 
     def __len__(self) -> int:
+        remaining = max(0, self.n - self.start)
         if self.drop_last:
-            per_rank = self.n // self.world_size
-        else:
-            per_rank = -(-self.n // self.world_size)
-        return max(0, per_rank - self.start)
+            return max(0, self.n - self.n % self.world_size - self.start) // self.world_size
+        return -(-remaining // self.world_size)
 
 
 class SizeGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):

@@ -183,10 +183,16 @@ class BaseOptions:
         finalize(opt, parser)
         models.find_model_class(opt.model).validate_options(opt, parser)
         opt.freeze()
-        if save and not opt.dry_run:
-            print(format_options(opt, parser))
-            save_options(opt, parser, train=self.is_train)
+        self.parser = parser
+        if save:
+            self.save(opt)
         return opt
+
+    def save(self, opt: FrozenOptions) -> None:
+        """Print and write the options of a parsed ``opt``; train.py calls it once its checks have passed."""
+        if not opt.dry_run:
+            print(format_options(opt, self.parser))
+            save_options(opt, self.parser, train=self.is_train)
 
 
 def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser) -> None:

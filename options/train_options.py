@@ -34,6 +34,13 @@ class TrainOptions(BaseOptions):
         )
         g.add_argument("--save_epoch_freq", type=int, default=5, help="epochs between numbered checkpoints")
         add_flag(g, "--save_by_iter", help="also keep a numbered checkpoint at every save_latest_freq")
+        g.add_argument(
+            "--keep_last",
+            type=int,
+            default=0,
+            help="keep only the newest N numbered checkpoints (<epoch>.pth, iter_<step>.pth); latest.pth and "
+            "best.pth are always kept; 0 keeps all",
+        )
         add_flag(
             g,
             "--continue_train",

@@ -20,6 +20,7 @@ import models
 from util import checkpoint as ckpt_io
 from util.distributed import DistInfo, broadcast_module, cleanup, init_distributed, select_device
 from util.metrics.evaluate import PeriodicEvaluator
+from util.nonfinite import LossWatch, NonFiniteLossError
 from util.runtime import Runtime
 from util.trainer_checkpoints import CheckpointingMixin
 from util.visualizer import Visualizer
@@ -29,8 +30,15 @@ class TrainingInterrupted(Exception):
     """SIGTERM/SIGINT arrived; a checkpoint was written and training stopped cleanly."""
 
 
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is left untouched."""
+class TrainingAborted(KeyboardInterrupt):
+    """A second SIGTERM/SIGINT: stop at once; the message says whether the checkpoint save finished."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+__all__ = ["NonFiniteLossError", "Trainer", "TrainingAborted", "TrainingInterrupted"]
 
 
 def crossed(step: int, per_step: int, freq: int) -> bool:
@@ -83,11 +91,19 @@ class Trainer(CheckpointingMixin):
         # Per-process randomness (noise, pools) differs between ranks, but is reproducible.
         ckpt_io.seed_everything(opt.seed + self.dist.rank)
         self.epoch, self.epoch_iter, self.global_step = opt.epoch_count, 0, 0
-        self.stop_requested = False
+        self.epoch_images = 0  # position in the epoch's global image order (resumes across batch/world sizes)
+        self.loss_watch = LossWatch(self.device)
+        self.stop_requested, self.pid = False, os.getpid()
         self.visualizer = None
         self.evaluator = PeriodicEvaluator(opt, self.expr_dir) if opt.eval_freq > 0 else None
         if opt.dry_run:
             return
+        # Checks first: a refused resume must leave the folder untouched (no loss_log.txt header either).
+        if opt.continue_train:
+            self.resume(ckpt_io.checkpoint_path(self.expr_dir, opt.epoch))
+        elif opt.pretrained_name:
+            self.load_pretrained(opt.pretrained_name)
+        self.describe_schedule()
         self.visualizer = Visualizer(
             opt.name,
             self.expr_dir,
@@ -101,10 +117,17 @@ class Trainer(CheckpointingMixin):
             tensorboard=opt.tensorboard,
             is_main_process=self.dist.is_main,
         )
-        if opt.continue_train:
-            self.resume(ckpt_io.checkpoint_path(self.expr_dir, opt.epoch))
-        elif opt.pretrained_name:
-            self.load_pretrained(opt.pretrained_name)
+
+    def describe_schedule(self) -> None:
+        """One line for step-counted schedules: what a step is, and what several processes change."""
+        max_steps = self.model.max_steps()
+        if max_steps is None or not self.dist.is_main:
+            return
+        world, batch = self.dist.world_size, self.opt.batch_size
+        print(
+            f"schedule: {max_steps} steps of {world} process(es) x {batch} image(s) = {world * batch} images "
+            f"per step; the schedule counts steps, so N processes see N times the images of one"
+        )
 
     # ------------------------------------------------------------------ loop
     def finished(self) -> bool:
@@ -125,14 +148,22 @@ class Trainer(CheckpointingMixin):
         finally:
             signal.signal(signal.SIGTERM, previous[0])
             signal.signal(signal.SIGINT, previous[1])
-            if self.visualizer is not None:
-                self.visualizer.save_loss_plot()
-                self.visualizer.close()
+            self.close_visualizer()
             cleanup(self.dist)
+
+    def close_visualizer(self) -> None:
+        """Loss plot and display shut down; a failure here (a full disk) must not hide why training ended."""
+        if self.visualizer is None:
+            return
+        try:
+            self.visualizer.save_loss_plot()
+            self.visualizer.close()
+        except OSError as exc:
+            print(f"warning: could not write the loss plot in {self.expr_dir}: {exc.strerror or exc}")
 
     def run_epoch(self) -> None:
         epoch, opt = self.epoch, self.opt
-        data.set_epoch(self.loader, epoch, start=self.epoch_iter * opt.batch_size)
+        data.set_epoch(self.loader, epoch, start=self.epoch_images)
         t_epoch = t_data_start = time.time()
         bar = tqdm(
             self.loader,
@@ -159,7 +190,7 @@ class Trainer(CheckpointingMixin):
             t_data_start = time.time()
         bar.close()
         self.model.on_epoch_end()
-        self.epoch, self.epoch_iter = epoch + 1, 0
+        self.epoch, self.epoch_iter, self.epoch_images = epoch + 1, 0, 0
         labels = ["latest"] + (
             [epoch] if opt.save_epoch_freq > 0 and epoch % opt.save_epoch_freq == 0 else []
         )
@@ -178,28 +209,31 @@ class Trainer(CheckpointingMixin):
             model.optimize_parameters()
         model.runtime.end_iteration()
         model.on_step_end()
-        self.check_finite()
         self.epoch_iter += 1
         self.global_step += 1
+        self.epoch_images += self.opt.batch_size * self.dist.world_size
+        self.loss_watch.observe(model.get_current_losses(), self.global_step)  # on the device, no sync
         return time.time() - t0
 
-    def check_finite(self) -> None:
-        losses = self.model.get_current_losses()
-        if not losses:
-            return
-        values = torch.stack([v.float().reshape(()) for v in losses.values()])
-        if bool(torch.isfinite(values).all()):
-            return
-        bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
-        raise NonFiniteLossError(
-            f"non-finite loss ({', '.join(bad)}) at epoch {self.epoch}, iteration {self.epoch_iter + 1}; "
-            f"training stopped and the last good checkpoint in {self.expr_dir} was kept. "
-            f"Try a lower --lr, --amp none, or check the input data."
-        )
+    def check_finite(self, all_reduce: bool | None = None) -> None:
+        """Read the device-side non-finite flag (print steps, saves); all ranks together under torchrun."""
+        try:
+            self.loss_watch.raise_if_bad(self.dist.enabled if all_reduce is None else all_reduce)
+        except NonFiniteLossError as exc:
+            raise NonFiniteLossError(
+                f"{exc} (epoch {self.epoch}); training stopped; {self.on_disk()}. "
+                f"Try a lower --lr, --amp none, or check the input data."
+            ) from None
 
     def after_step(self, t_comp: float, t_data: float) -> None:
         opt, step = self.opt, self.global_step
         images_per_step = opt.batch_size * self.dist.world_size
+        if crossed(step, images_per_step, opt.save_latest_freq):  # every rank: the save is collective
+            if self.dist.is_main:
+                print(f"saving the latest model (epoch {self.epoch}, total steps {step})")
+            self.save("latest", *([f"iter_{step}"] if opt.save_by_iter else []))
+        if crossed(step, images_per_step, opt.print_freq):
+            self.check_finite()  # every rank: the one host read of the loss flag (all-reduced under torchrun)
         if not self.dist.is_main:
             return
         if crossed(step, images_per_step, opt.print_freq):
@@ -218,18 +252,17 @@ class Trainer(CheckpointingMixin):
             self.visualizer.display_current_results(
                 self.model.get_current_visuals(), self.epoch, step, save_html
             )
-        if crossed(step, images_per_step, opt.save_latest_freq):
-            print(f"saving the latest model (epoch {self.epoch}, total steps {step})")
-            self.save("latest", *([f"iter_{step}"] if opt.save_by_iter else []))
         if self.evaluator is not None and self.evaluator.due(step):
             if self.evaluator.evaluate(self.model, self.epoch, step, self.device, self.visualizer):
-                self.save("best")
+                self.save("best", collective=False)
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self):
         def request_stop(signum, frame):
-            if self.stop_requested:  # a second signal: stop now
-                raise KeyboardInterrupt
+            if os.getpid() != self.pid:  # a forked DataLoader worker: the main process decides
+                return
+            if self.stop_requested:  # a second signal: stop now, saying what the first one's save became
+                raise TrainingAborted(signum, f"stopped by a second signal {signum}; {self.save_outcome()}")
             print(f"\nreceived signal {signum}: saving a checkpoint after this iteration, then stopping")
             self.stop_requested = True
 

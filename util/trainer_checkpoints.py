@@ -2,17 +2,30 @@
 
 Kept apart from the loop in ``util.trainer`` so that the loop reads as the schedule and this file as the
 file format: ``state`` is the complete, self-describing dictionary; ``resume`` restores every part of it.
+
+Under several processes the parts that differ per process (model state such as image pools and the MoCo
+queue, and the RNG states) are gathered to rank 0 and stored as ``per_rank``; a resume with the same number of
+processes gives each rank its own part back. The position inside the epoch is counted in images of the
+epoch's global order (``epoch_images``), so a resume with another ``--batch_size`` or number of processes
+neither skips nor repeats an image.
 """
 
 from __future__ import annotations
 
 import os
 
+import torch
+import torch.distributed as dist
+
 from util import checkpoint as ckpt_io
+from util.nonfinite import NonFiniteLossError
 
 
 class CheckpointingMixin:
-    """Mixed into ``Trainer``; relies on its ``opt``, ``model``, ``dist``, ``expr_dir`` and counters."""
+    """Mixed into ``Trainer``; relies on its ``opt``, ``model``, ``dist``, ``expr_dir``, ``device`` and counters."""
+
+    last_good: tuple[str, int] | None = None  # (path, step) of the newest checkpoint written or resumed from
+    saving: bool = False
 
     def state(self) -> dict:
         m = self.model
@@ -29,18 +42,72 @@ class CheckpointingMixin:
             "progress": {
                 "epoch": self.epoch,
                 "epoch_iter": self.epoch_iter,
+                "epoch_images": self.epoch_images,
                 "global_step": self.global_step,
                 "world_size": self.dist.world_size,
             },
             "rng": ckpt_io.rng_state(),
         }
 
-    def save(self, *labels: str | int) -> None:
+    def on_disk(self) -> str:
+        """What a stopped run leaves behind, truthfully."""
+        if self.last_good is None:
+            return "no checkpoint was written by this run"
+        path, step = self.last_good
+        return f"the last good checkpoint {path} from step {step} is kept"
+
+    def save_outcome(self) -> str:
+        """For a second stop signal: did the checkpoint save of the first one finish, or was it skipped?"""
+        if self.saving:
+            return f"the checkpoint save in progress was abandoned; {self.on_disk()}"
+        if self.last_good is not None and self.last_good[1] == self.global_step:
+            return f"the checkpoint save had finished: {self.last_good[0]} holds step {self.global_step}"
+        return f"the checkpoint save was skipped; {self.on_disk()}"
+
+    def save(self, *labels: str | int, collective: bool = True) -> None:
+        """Write ``labels`` (on rank 0) unless anything in the state is non-finite.
+
+        ``collective``: every rank calls this at the same step (the flags are all-reduced and the per-rank
+        states gathered); the evaluator's ``best`` save runs on rank 0 alone and passes False.
+        """
+        collective = collective and self.dist.enabled
+        self.check_finite(all_reduce=collective)
+        mine = {"model_state": self.model.extra_state(), "rng": ckpt_io.rng_state()}
+        self.refuse_non_finite_state(mine["model_state"], all_reduce=collective)
+        per_rank = gather_to_main(to_cpu(mine), self.dist.world_size) if collective else None
         if not self.dist.is_main:
+            self.last_good = (ckpt_io.checkpoint_path(self.expr_dir, labels[0]), self.global_step)
             return
         state = self.state()
-        for label in labels:
-            ckpt_io.atomic_save(state, ckpt_io.checkpoint_path(self.expr_dir, label))
+        if per_rank is not None:
+            state["per_rank"] = per_rank
+        self.saving = True
+        try:
+            for label in labels:
+                path = ckpt_io.checkpoint_path(self.expr_dir, label)
+                ckpt_io.atomic_save(state, path)
+                self.last_good = (path, self.global_step)
+        finally:
+            self.saving = False
+        removed = ckpt_io.prune_numbered(self.expr_dir, getattr(self.opt, "keep_last", 0))
+        if removed:
+            print(f"--keep_last {self.opt.keep_last}: removed {', '.join(removed)}")
+
+    def refuse_non_finite_state(self, model_state: dict, all_reduce: bool) -> None:
+        """Never write a poisoned checkpoint: weights, optimiser and model state must all be finite."""
+        m = self.model
+        tree = [m.network_state(), [o.state_dict()["state"] for o in m.optimizers.values()], model_state]
+        bad, total = ckpt_io.count_non_finite(tree)
+        if all_reduce:
+            flag = torch.tensor(bad, device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            bad = int(flag)
+        if bad:
+            raise NonFiniteLossError(
+                f"{bad} of {total} weight, optimiser-state or model-state tensors became non-finite by step "
+                f"{self.global_step} (epoch {self.epoch}); training stopped and nothing was saved; "
+                f"{self.on_disk()}. Try a lower --lr, --amp none, or check the input data."
+            )
 
     def resume(self, path: str) -> None:
         ckpt = ckpt_io.load_checkpoint(path, self.opt.model)
@@ -48,27 +115,59 @@ class CheckpointingMixin:
         try:
             m.load_network_state(ckpt["networks"], source=path)
         except ckpt_io.CheckpointError as exc:
-            raise ckpt_io.CheckpointError(f"{exc}\n{option_differences(ckpt['options'], self.opt)}") from exc
+            differences = option_differences(ckpt["options"], self.opt)
+            raise ckpt_io.CheckpointError(
+                f"cannot resume: the networks in {path} were built with other options\n{differences}"
+                if differences
+                else str(exc)
+            ) from None
         for name, state in ckpt["optimizers"].items():
             m.optimizers[name].load_state_dict(state)
         for name, state in ckpt["schedulers"].items():
             m.schedulers[name].load_state_dict(state)
         m.runtime.load_state_dict(ckpt["scaler"])
-        m.load_extra_state(ckpt["model_state"])
-        progress = ckpt["progress"]
-        self.epoch, self.epoch_iter, self.global_step = (
-            progress["epoch"],
-            progress["epoch_iter"],
-            progress["global_step"],
-        )
-        if self.dist.is_main and progress.get("world_size", 1) == self.dist.world_size:
-            ckpt_io.set_rng_state(ckpt["rng"])  # only rank 0's states are saved; others reseed below
-        else:
-            ckpt_io.seed_everything(self.opt.seed + self.dist.rank + self.global_step)
+        self.restore_progress(ckpt)
+        self.restore_rank_state(ckpt)
+        self.last_good = (path, self.global_step)
         print(
-            f"resumed from {path}: epoch {self.epoch}, iteration {self.epoch_iter} of the epoch, "
-            f"step {self.global_step}"
+            f"resumed from {path}: epoch {self.epoch}, image {self.epoch_images} of the epoch "
+            f"(iteration {self.epoch_iter}), step {self.global_step}"
         )
+
+    def restore_progress(self, ckpt: dict) -> None:
+        """Counters; the position in the epoch in images (older files: iterations x their batch x processes)."""
+        progress = ckpt["progress"]
+        saved_world = progress.get("world_size", 1)
+        images = progress.get("epoch_images")
+        if images is None:
+            saved = ckpt["options"]
+            images = (
+                progress["epoch_iter"] * saved.get("batch_size", 1) * saved.get("grad_accum", 1) * saved_world
+            )
+        self.epoch, self.global_step, self.epoch_images = progress["epoch"], progress["global_step"], images
+        per_step = self.opt.batch_size * getattr(self.opt, "grad_accum", 1) * self.dist.world_size
+        self.epoch_iter = images // per_step
+
+    def restore_rank_state(self, ckpt: dict) -> None:
+        """Model state and RNGs: each rank its own where the file has them, else rank 0's and a fresh seed."""
+        rank, world = self.dist.rank, self.dist.world_size
+        saved_world = ckpt["progress"].get("world_size", 1)
+        per_rank = ckpt.get("per_rank")
+        if saved_world == world and per_rank and len(per_rank) == world:
+            self.model.load_extra_state(per_rank[rank]["model_state"])
+            ckpt_io.set_rng_state(per_rank[rank]["rng"])
+            return
+        self.model.load_extra_state(ckpt["model_state"])
+        if saved_world == world and rank == 0:
+            ckpt_io.set_rng_state(ckpt["rng"])
+            return
+        ckpt_io.seed_everything(self.opt.seed + rank + self.global_step)
+        if self.dist.is_main and saved_world != world:
+            print(
+                f"note: the checkpoint was written by {saved_world} process(es), this run has {world}: every "
+                f"process starts from rank 0's model state and reseeds its RNGs from (seed, rank, step); the "
+                f"data position is exact, the random stream is not the one the original run would have drawn"
+            )
 
     def load_pretrained(self, name: str) -> None:
         path = ckpt_io.checkpoint_path(os.path.join(self.opt.checkpoints_dir, name), self.opt.epoch)
@@ -77,12 +176,34 @@ class CheckpointingMixin:
         print(f"initialised networks from {path}")
 
 
+def gather_to_main(obj, world_size: int) -> list | None:
+    """Every rank's ``obj`` as a list on rank 0 (None elsewhere); the objects travel pickled."""
+    gathered = [None] * world_size if dist.get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
+def to_cpu(tree):
+    """A copy of nested dicts/lists/tuples with every tensor on the CPU (what rank 0 may unpickle)."""
+    if torch.is_tensor(tree):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {k: to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(to_cpu(v) for v in tree)
+    return tree
+
+
 def option_differences(saved: dict, opt) -> str:
-    """Name the options that differ between a checkpoint and the current command line."""
+    """Name the options that differ between a checkpoint and the current command line, one per line."""
     ignore = {"continue_train", "epoch", "gpu_ids", "num_threads", "dry_run", "display_id", "print_freq"}
     diffs = [
-        f"--{k}: checkpoint {v!r}, now {getattr(opt, k)!r}"
+        f"  --{k}: checkpoint {v!r}, now {getattr(opt, k)!r}"
         for k, v in sorted(saved.items())
         if k not in ignore and hasattr(opt, k) and getattr(opt, k) != v
     ]
-    return "options that differ from the checkpoint: " + ("; ".join(diffs) if diffs else "none")
+    if not diffs:
+        return ""
+    return "options that differ from the checkpoint (pass the checkpoint's values, or another --name):\n" + (
+        "\n".join(diffs)
+    )
