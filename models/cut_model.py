@@ -78,6 +78,14 @@ class CUTModel(BaseModel):
         return dict(nce_idt=True, lambda_NCE=1.0)
 
     @classmethod
+    def grad_accum_blocker(cls, opt) -> str:
+        if getattr(opt, "nce_includes_all_negatives_from_minibatch", False):
+            return "--nce_includes_all_negatives_from_minibatch draws negatives from the whole batch"
+        return super().grad_accum_blocker(opt)
+
+    architecture_options = (*BaseModel.architecture_options, "no_antialias", "no_antialias_up")
+
+    @classmethod
     def validate_options(cls, opt, parser):
         if not opt.netG.startswith("resnet"):
             parser.error(f"--model {opt.model} taps a ResNet generator's layers; --netG {opt.netG} has none")
@@ -210,6 +218,9 @@ class CUTModel(BaseModel):
         )
         return fake
 
+    #: Official CUT translates cat(A, B) in one batch-2 pass when G(B) is not deferred; SRUNIT does not.
+    batched_identity_pass = True
+
     def identity_deferred(self) -> bool:
         """Whether G(B) waits until the losses of G(A) are backpropagated (``--split_idt_backward``).
 
@@ -220,11 +231,13 @@ class CUTModel(BaseModel):
         )
 
     def forward(self) -> None:
-        both = self.isTrain and self.opt.nce_idt and not self.identity_deferred()
+        both = (
+            self.isTrain and self.opt.nce_idt and not self.identity_deferred() and self.batched_identity_pass
+        )
         self.flipped_for_equivariance = bool(
             self.isTrain
             and self.opt.flip_equivariance
-            and self.draw("flip", lambda: bool(torch.rand(()) < 0.5))
+            and self.draw("flip", lambda: bool(torch.rand((), device="cpu") < 0.5))  # a host coin: no sync
         )
         self.idt_B = None
         if not both:

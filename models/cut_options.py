@@ -85,7 +85,8 @@ def add_cut_options(parser, is_train: bool):
             True,
             help="with --nce_idt: backpropagate the losses of G(A) before running G on B, so the graphs "
             "of the two translations are never alive together (same gradients, less peak memory); "
-            "--no-split_idt_backward: one batch-2 pass for both (official)",
+            "--no-split_idt_backward: G on A and B before one backward, as officially (CUT: one batch-2 "
+            "pass on cat(A, B); SRUNIT: two passes, G(A) then G(B))",
         )
         parser.set_defaults(pool_size=0, n_epochs=200, n_epochs_decay=200)
     return parser

@@ -21,6 +21,9 @@ Official bugs and quirks (listed in the model's docs) and their handling; option
 * #5 the division by len(nce_layers) although one layer is used is kept (a constant rescaling of --reg).
 * #6 the anchor is F(features of A), kept by default; ``--sr_anchor output`` anchors on G_enc(G(A)).
 * #7 the README's ``--init_epochs`` is accepted as an alias of ``--inact_epochs``.
+
+Unlike CUT's batch-2 pass on cat(A, B), the official SRUNIT forward translates A and B in two passes; the
+official path (``--no-split_idt_backward``) does the same (``forward``).
 """
 
 from __future__ import annotations
@@ -121,6 +124,25 @@ class SRUNITModel(CUTModel):
         """
         return self.sr_enabled or super().keeps_features()
 
+    batched_identity_pass = False  # G(A) and G(B) in two passes, as the official forward
+
+    def forward(self) -> None:
+        """G(A) with its taps, then (when G(B) is not deferred) G(B) in a pass of its own, as officially.
+
+        The taps of both passes are kept side by side (batch-major, as CUT's batch-2 pass keeps them), so
+        the NCE keys of A and B and the SR loss's features of A read them the same way.
+        """
+        super().forward()
+        if not (self.isTrain and self.opt.nce_idt and not self.identity_deferred()):
+            return
+        feats_A = self.feats_real
+        self.idt_B = self.generate(self.real_B, "B")
+        if feats_A is None or self.feats_real is None:
+            self.feats_real, self.feats_domains = feats_A, "A"
+        else:
+            self.feats_real = [torch.cat(pair) for pair in zip(feats_A, self.feats_real)]
+            self.feats_domains = "AB"
+
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         if self.opt.D_noise > 0:
             x = x + self.opt.D_noise * torch.randn_like(x)
@@ -150,9 +172,9 @@ class SRUNITModel(CUTModel):
         return self.netG.encode(x, [layer])[0]
 
     def compute_reg_loss(self) -> torch.Tensor:
-        choice = int(
-            self.draw("sr_choice", lambda: self.reg_layers[int(torch.randint(len(self.reg_layers), ()))])
-        )
+        # A host draw: the choice picks Python-side which layer to tap (no device sync).
+        pick = lambda: self.reg_layers[int(torch.randint(len(self.reg_layers), (), device="cpu"))]  # noqa: E731
+        choice = int(self.draw("sr_choice", pick))
         layer = self.nce_layers[choice]
         feat = self.feats_real[choice][: self.real_A.size(0)]
         delta, magnitude = self.sample_perturbation(feat)

@@ -280,3 +280,23 @@ def test_train_and_test_scripts_run(train_args, inference_args, tmp_path):
     outputs = ["--results_dir", str(tmp_path / "results"), "--num_test", "1", "--output_path", str(out)]
     assert test_script.main(inference_args(*outputs, name="sr_cli", model="srunit")) == 0
     assert len(os.listdir(out)) == 1
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_official_path_translates_A_and_B_in_two_batch1_passes(train_args, split):
+    """As the official SRUNIT forward: G(A), then G(B), never one batch-2 pass on cat(A, B)."""
+    model = make_model(train_args, "--inact_epochs", "0", *([] if split else ["--no-split_idt_backward"]))
+    passes = []
+    model.netG.model[0].register_forward_hook(lambda m, args, out: passes.append(args[0].shape[0]))
+    model.set_input(images())
+    model.set_progress(1, 0)
+    model.forward()
+    assert passes == ([1] if split else [1, 1])  # split: G(B) waits for the backward of G(A)'s losses
+    if not split:
+        assert model.idt_B.shape == model.real_B.shape and model.feats_domains == "AB"
+        with torch.no_grad():
+            expected = [model.netG.encode(x, model.nce_layers) for x in (model.real_A, model.real_B)]
+        for got, a, b in zip(model.feats_real, *expected):
+            torch.testing.assert_close(got, torch.cat((a, b)))
+    model.optimize_parameters()
+    assert torch.isfinite(model.loss_G) and float(model.loss_reg) > 0
