@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.networks.norms import at_least_fp32
+
 __all__ = ["NEGATIVE_DIAGONAL", "PatchNCELoss", "patch_nce_loss"]
 
 #: Logit written over each query's own key in the negative block (official ``masked_fill_(..., -10.0)``:
@@ -46,6 +48,14 @@ def patch_nce_loss(
         raise ValueError(
             f"feat_q and feat_k must be equal (N x D) shapes, got {feat_q.shape}, {feat_k.shape}"
         )
+    # Float32 outside autocast: a bf16 dot product of unit vectors keeps ~3 digits, and /T (x14) then
+    # the softmax amplify that error.
+    with torch.autocast(feat_q.device.type, enabled=False):
+        return _patch_nce(at_least_fp32(feat_q), at_least_fp32(feat_k), batch_size, nce_T,
+                          all_negatives_from_minibatch)  # fmt: skip
+
+
+def _patch_nce(feat_q, feat_k, batch_size: int, nce_T: float, all_negatives_from_minibatch: bool):
     num_rows, dim = feat_q.shape
     feat_k = feat_k.detach()
 

@@ -74,9 +74,9 @@ def edge_blur(x: Tensor, low: float = 100.0, high: float = 200.0, kernel_size: i
     approximation, not the same pixels as Canny.
     """
     gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) * 127.5 + 127.5
-    sobel = torch.tensor(
-        [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device, dtype=x.dtype
-    )
+    # Sobel = [1, 2, 1]^T [-1, 0, 1], made on the device (no host list copied at every call).
+    d = torch.arange(-1, 2, device=x.device, dtype=x.dtype)
+    sobel = (2 - d.abs())[:, None] * d[None, :]
     padded = F.pad(gray, (1, 1, 1, 1), mode="replicate")
     gx = F.conv2d(padded, sobel.view(1, 1, 3, 3))
     gy = F.conv2d(padded, sobel.t().reshape(1, 1, 3, 3))
@@ -91,9 +91,9 @@ def edge_blur(x: Tensor, low: float = 100.0, high: float = 200.0, kernel_size: i
     return torch.where(dilated, blurred, x)
 
 
-def ellipse_kernel(size: int = 5) -> Tensor:
+def ellipse_kernel(size: int = 5, device: torch.device | str | None = None) -> Tensor:
     """OpenCV's ``getStructuringElement(MORPH_ELLIPSE, (size, size))`` as a 0/1 tensor."""
-    kernel = torch.zeros(size, size)
+    kernel = torch.zeros(size, size, device=device)
     c = size // 2
     for row in range(size):
         dy = row - c
@@ -109,14 +109,17 @@ def _morph(mask: Tensor, kernel: Tensor, dilate: bool) -> Tensor:
     fill = float("-inf") if dilate else float("inf")
     padded = F.pad(mask, (pad, pad, pad, pad), value=fill)
     patches = F.unfold(padded, k)  # (B, k·k, H·W) for a one-channel mask
-    patches = patches[:, kernel.flatten().to(mask.device) > 0]
+    # Taps outside the kernel take the neutral value instead of being dropped by a boolean index: the same
+    # result without the host sync a mask index costs on a GPU.
+    inside = kernel.flatten()[None, :, None] > 0
+    patches = torch.where(inside, patches, fill)
     out = patches.amax(1) if dilate else patches.amin(1)
     return out.view_as(mask)
 
 
 def erode_mask(mask: Tensor, kernel_size: int = 5) -> Tensor:
     """Closing then erosion with an ellipse, per channel of a (B, 1, H, W) mask (the fork's ``erode_parts``)."""
-    kernel = ellipse_kernel(kernel_size)
+    kernel = ellipse_kernel(kernel_size, mask.device)
     closed = _morph(_morph(mask, kernel, dilate=True), kernel, dilate=False)
     return _morph(closed, kernel, dilate=False)
 

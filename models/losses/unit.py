@@ -37,12 +37,25 @@ def _check_gan_type(gan_type: str) -> None:
         raise ValueError(f"unsupported gan_type {gan_type!r}; valid choices: {', '.join(GAN_TYPES)}")
 
 
+def bce_of_sigmoid(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """The official ``BCE(sigmoid(logits), target)`` (mean), always evaluated in float32 outside autocast.
+
+    CUDA autocast refuses ``binary_cross_entropy`` (unsafe in half precision), and the logits form would
+    drop BCE's clamp of log at -100 (a saturated D scores 100 there, not |logit|): an fp32 region keeps the
+    official numbers under every ``--amp`` setting.
+    """
+    with torch.autocast(logits.device.type, enabled=False):
+        p = torch.sigmoid(logits if logits.dtype == torch.float64 else logits.float())
+        return F.binary_cross_entropy(p, torch.full_like(p, target))
+
+
 def dis_loss(outs_fake: Sequence[torch.Tensor], outs_real: Sequence[torch.Tensor], gan_type: str = "lsgan"):
     """Discriminator loss summed over scales (official ``MsImageDis.calc_dis_loss``).
 
     lsgan: ``sum_s mean(D(fake)**2) + mean((D(real) - 1)**2)``; nsgan: ``sum_s mean(BCE(sigmoid(D(fake)), 0) +
     BCE(sigmoid(D(real)), 1))``. The nsgan form keeps sigmoid + ``binary_cross_entropy`` (not the logits
-    variant) because that is what the official code evaluates, including BCE's clamp of log at -100.
+    variant) because that is what the official code evaluates, including BCE's clamp of log at -100
+    (see :func:`bce_of_sigmoid`).
     """
     _check_gan_type(gan_type)
     loss = 0
@@ -50,10 +63,7 @@ def dis_loss(outs_fake: Sequence[torch.Tensor], outs_real: Sequence[torch.Tensor
         if gan_type == "lsgan":
             loss = loss + torch.mean((out_fake - 0) ** 2) + torch.mean((out_real - 1) ** 2)
         else:
-            loss = loss + torch.mean(
-                F.binary_cross_entropy(torch.sigmoid(out_fake), torch.zeros_like(out_fake))
-                + F.binary_cross_entropy(torch.sigmoid(out_real), torch.ones_like(out_real))
-            )
+            loss = loss + torch.mean(bce_of_sigmoid(out_fake, 0.0) + bce_of_sigmoid(out_real, 1.0))
     return loss
 
 
@@ -65,9 +75,7 @@ def gen_adv_loss(outs_fake: Sequence[torch.Tensor], gan_type: str = "lsgan"):
         if gan_type == "lsgan":
             loss = loss + torch.mean((out_fake - 1) ** 2)
         else:
-            loss = loss + torch.mean(
-                F.binary_cross_entropy(torch.sigmoid(out_fake), torch.ones_like(out_fake))
-            )
+            loss = loss + torch.mean(bce_of_sigmoid(out_fake, 1.0))
     return loss
 
 
@@ -206,6 +214,7 @@ class PerceptualLoss(nn.Module):
 
 __all__ = [
     "GAN_TYPES",
+    "bce_of_sigmoid",
     "kl_loss",
     "recon_loss",
     "dis_loss",

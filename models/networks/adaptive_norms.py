@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from models.networks.norms import at_least_fp32
+
 __all__ = ["AdaILN", "ILN", "RhoClipper", "fused_instance_layer_norm", "instance_layer_normalize"]
 
 
@@ -89,13 +91,13 @@ class AdaILN(nn.Module):
         self.rho = nn.Parameter(torch.full((1, num_features, 1, 1), rho_init))
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-        """``x`` (B, C, H, W); ``gamma``, ``beta`` (B, C)."""
+        """``x`` (B, C, H, W); ``gamma``, ``beta`` (B, C). Statistics in float32, output in ``x``'s dtype."""
+        x32, g, b = at_least_fp32(x), gamma[:, :, None, None], beta[:, :, None, None]
         if self.fused:
-            g, b = gamma[:, :, None, None], beta[:, :, None, None]
-            return fused_instance_layer_norm(x, self.rho, g, b, self.eps, self.unbiased_var)
-        out_in, out_ln = instance_layer_normalize(x, self.eps, self.unbiased_var)
+            return fused_instance_layer_norm(x32, self.rho, g, b, self.eps, self.unbiased_var).to(x.dtype)
+        out_in, out_ln = instance_layer_normalize(x32, self.eps, self.unbiased_var)
         out = self.rho * out_in + (1 - self.rho) * out_ln
-        return out * gamma[:, :, None, None] + beta[:, :, None, None]
+        return (out * g + b).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.rho.shape[1]}, eps={self.eps}, unbiased_var={self.unbiased_var}, fused={self.fused}"
@@ -119,11 +121,14 @@ class ILN(nn.Module):
         self.beta = nn.Parameter(torch.zeros(1, num_features, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        """Statistics in float32 (half-precision variances lose most digits), output in ``x``'s dtype."""
+        x32 = at_least_fp32(x)
         if self.fused:
-            return fused_instance_layer_norm(x, self.rho, self.gamma, self.beta, self.eps, self.unbiased_var)
-        out_in, out_ln = instance_layer_normalize(x, self.eps, self.unbiased_var)
+            out = fused_instance_layer_norm(x32, self.rho, self.gamma, self.beta, self.eps, self.unbiased_var)
+            return out.to(x.dtype)
+        out_in, out_ln = instance_layer_normalize(x32, self.eps, self.unbiased_var)
         out = self.rho * out_in + (1 - self.rho) * out_ln
-        return out * self.gamma + self.beta
+        return (out * self.gamma + self.beta).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.rho.shape[1]}, eps={self.eps}, unbiased_var={self.unbiased_var}, fused={self.fused}"

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from models.networks.norms import at_least_fp32
+
 __all__ = ["L2_NORM_MODES", "PatchSampleF", "l2_normalize", "sample_patch_ids"]
 
 #: Names accepted by ``l2_normalize`` / ``PatchSampleF(l2_norm=...)``.
@@ -35,7 +37,10 @@ def l2_normalize(x: torch.Tensor, mode: str = "cut") -> torch.Tensor:
     ``"cut"``: ``x / (||x|| + 1e-7)`` (CUT ``Normalize``). ``"srunit"``: ``(x + 1e-12) / ||x + 1e-12||``
     (SRUNIT's edited ``Normalize``; the shift keeps the norm's gradient finite at ``x = 0``). The two differ
     by ~1e-7 relative on ordinary features; the option exists so losses match each repo to float precision.
+    Half-precision rows are normalised in float32 (and returned so): fp16 squares of small features underflow
+    to a zero norm and the division gives inf.
     """
+    x = at_least_fp32(x)
     if mode == "cut":
         return x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-7)
     if mode == "srunit":
@@ -52,13 +57,16 @@ def sample_patch_ids(
 ) -> torch.Tensor:
     """Draw ``min(num_patches, num_positions)`` distinct flat positions in random order.
 
-    The permutation is drawn on the CPU (from ``generator``, or torch's global CPU RNG when it is ``None``)
-    so a seeded CPU generator gives the same ids whatever device the features live on. ``num_patches <= 0``
-    means every position, in order (the official ``num_patches=0`` mode keeps the full map).
+    Without ``generator`` the permutation is drawn on ``device`` from its global RNG (seeded by the trainer):
+    a GPU step then draws on the GPU instead of copying CPU ids over and waiting for the copy, and a CPU run
+    draws exactly what it always did. A given ``generator`` is drawn on its own device (a seeded CPU generator
+    gives the same ids whatever device the features live on). ``num_patches <= 0`` means every position, in
+    order (the official ``num_patches=0`` mode keeps the full map).
     """
     if num_patches <= 0:
         return torch.arange(num_positions, device=device)
-    perm = torch.randperm(num_positions, generator=generator)
+    draw_on = generator.device if generator is not None else device
+    perm = torch.randperm(num_positions, generator=generator, device=draw_on)
     return perm[: min(num_patches, num_positions)].to(device)
 
 
@@ -119,7 +127,7 @@ class PatchSampleF(nn.Module):
             num_patches: positions per map (capped at ``H_l * W_l``; ``<= 0``: all positions).
             patch_ids: one 1-D index tensor per map into the flattened ``H_l * W_l`` grid, e.g. the ids
                 returned by an earlier call, so queries and keys use the same positions; ``None`` draws them.
-            generator: source of the drawn ids (``None``: torch's global CPU RNG).
+            generator: source of the drawn ids (``None``: the global RNG of the features' device).
             mlp_indices: which MLP head embeds each map (default ``0, 1, ...``). SRUNIT passes ``[choice]``
                 to embed one layer's features with that layer's head.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 NormFactory = Callable[[int], nn.Module]
@@ -14,6 +15,12 @@ NORM_TYPES: tuple[str, ...] = ("batch", "instance", "none")
 
 def _identity(num_features: int) -> nn.Module:
     return nn.Identity()
+
+
+def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 unless it is already float32 or float64: statistics and normalisations that
+    underflow or lose digits in half precision (sums of squares, variances, unit vectors) run on this."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def get_norm_layer(norm_type: str) -> NormFactory:

@@ -228,7 +228,11 @@ def _sn_sigmas(module: nn.Module, hook: SpectralNorm, calls: int) -> list[Tensor
     buffers end exactly as after ``calls`` separate calls); in eval mode σ comes from the stored vectors.
     """
     weight = getattr(module, hook.name + "_orig")
-    mat = hook.reshape_weight_to_matrix(weight)
+    with torch.autocast(weight.device.type, enabled=False):  # power iteration and σ in float32 under AMP
+        return _sigmas_fp32(module, hook, hook.reshape_weight_to_matrix(weight), calls)
+
+
+def _sigmas_fp32(module: nn.Module, hook: SpectralNorm, mat: Tensor, calls: int) -> list[Tensor]:
     sigmas = []
     for _ in range(calls):
         u, v = getattr(module, hook.name + "_u"), getattr(module, hook.name + "_v")
@@ -266,13 +270,15 @@ class _OutputScaledSN:
         return self.weight_orig / self.sigma
 
     def __call__(self, x: Tensor) -> Tensor:
-        layer, sigma = self.layer, self.sigma
+        """In the conv's output dtype: under AMP, σ and the bias are cast down as autocast casts a conv's bias."""
+        layer = self.layer
         if isinstance(layer, nn.Conv2d):
             y = F.conv2d(x, self.weight_orig, None, layer.stride, layer.padding, layer.dilation, layer.groups)
-            y = y / sigma.view(-1, 1, 1, 1)
-            return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
-        y = F.linear(x, self.weight_orig) / sigma
-        return y if self.bias is None else y + self.bias
+            y = y / self.sigma.to(y.dtype).view(-1, 1, 1, 1)
+            return y if self.bias is None else y + self.bias.to(y.dtype).view(1, -1, 1, 1)
+        y = F.linear(x, self.weight_orig)
+        y = y / self.sigma.to(y.dtype)
+        return y if self.bias is None else y + self.bias.to(y.dtype)
 
 
 class Discriminator(nn.Module):

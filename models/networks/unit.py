@@ -173,12 +173,17 @@ class Conv2dBlock(nn.Module):
         return x
 
 
-# _PHASE_TAPS[p, j, o]: which of the 3 low-resolution taps (j = offset -1, 0, +1) the tap o (offset o - 2) of a
-# 5x5 kernel reads at output phase p of a nearest x2 upsampled map: source pixel floor((2i + p + o - 2) / 2).
-_PHASE_TAPS = torch.zeros(2, 3, 5)
-for _o in range(5):
-    _PHASE_TAPS[0, (_o - 2) // 2 + 1, _o] = 1
-    _PHASE_TAPS[1, (_o - 1) // 2 + 1, _o] = 1
+def _fold_taps(w: torch.Tensor, dim: int) -> torch.Tensor:
+    """Fold the 5 taps of ``w`` along ``dim`` into (2 output phases, 3 low-resolution taps) at ``dim, dim + 1``.
+
+    Tap o (offset o - 2) of a 5-tap kernel on a nearest x2 upsampled map reads source pixel
+    floor((2i + p + o - 2) / 2): phase 0 reads taps (0, 1), (2, 3), (4) at offsets -1, 0, +1, phase 1 reads
+    (0), (1, 2), (3, 4). Slices and sums of the weight itself: no constant to copy to the device every call.
+    """
+    t = w.unbind(dim)
+    phase0 = torch.stack([t[0] + t[1], t[2] + t[3], t[4]], dim)
+    phase1 = torch.stack([t[0], t[1] + t[2], t[3] + t[4]], dim)
+    return torch.stack([phase0, phase1], dim)
 
 
 def upsample_conv5x5(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad_type: str):
@@ -198,8 +203,8 @@ def upsample_conv5x5(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         return F.conv2d(
             F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (2, 2, 2, 2), "reflect"), weight, bias
         )
-    taps = _PHASE_TAPS.to(weight)
-    kernel = torch.einsum("pak,oikl,qbl->opqiab", taps, weight, taps).reshape(c_out * 4, c_in, 3, 3)
+    folded = _fold_taps(_fold_taps(weight, 2), 4)  # (o, i, py, a, px, b)
+    kernel = folded.permute(0, 2, 4, 1, 3, 5).reshape(c_out * 4, c_in, 3, 3)
     low_pad = "constant" if pad_type == "zero" else "replicate"
     out = F.conv2d(
         F.pad(x, (1, 1, 1, 1), mode=low_pad), kernel, None if bias is None else bias.repeat_interleave(4)
