@@ -102,9 +102,10 @@ def test_official_layout_loads_strictly_and_heads_have_fixed_widths():
     assert g.jigsaw[11].out_features == 64
     assert g.depth[10].out_channels == 1 and not isinstance(g.depth[-1], nn.Tanh)
     assert isinstance(g.decoder[-1], nn.Tanh) and isinstance(g.gray[-1], nn.Tanh)
-    # Official quirk: the last head norm is built for 256 channels (fix_head_norm builds it for 128).
-    assert g.rotation[8].num_features == 256
-    assert LiSSGenerator(ngf=8, fix_head_norm=True).rotation[8].num_features == 128
+    # Official quirk: the last head norm is built for 256 channels although it gets 128. An affine-free
+    # InstanceNorm (no state) is built for 128 (no warning); BatchNorm needs fix_head_norm for that.
+    assert g.rotation[8].num_features == 128 and not g.rotation[8].state_dict()
+    assert LiSSGenerator(ngf=8, norm="batch", fix_head_norm=True).rotation[8].num_features == 128
 
 
 def test_resnet_6blocks_maps_onto_encoder_and_decoder():

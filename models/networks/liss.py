@@ -215,8 +215,10 @@ def _classifier(in_ch: int, n_classes: int, norm: str, map_size: int, fix_head_n
     """The rotation/jigsaw head: three stride-2 convs (fixed widths 256, 256, 128), a max-pool, a Linear.
 
     The widths do not scale with ngf (official). The third norm is built for 256 channels although its conv
-    outputs 128 (official): harmless for affine-free InstanceNorm (PyTorch warns once), fatal for BatchNorm.
-    ``fix_head_norm`` builds it for 128 channels.
+    outputs 128 (official): fatal for BatchNorm, and PyTorch warns at every call of an InstanceNorm. The
+    affine-free InstanceNorm has no parameters or statistics, so building it for its real 128 channels
+    computes the same and keeps the state_dict; it is always built so. ``fix_head_norm`` does the same
+    for the other norms (BatchNorm's statistics then have 128 entries, unlike the official files).
     """
     norm_layer = get_norm_layer(norm)
     bias = norm_uses_bias(norm)
@@ -229,7 +231,7 @@ def _classifier(in_ch: int, n_classes: int, norm: str, map_size: int, fix_head_n
         nn.LeakyReLU(0.2, True),
         nn.MaxPool2d(2),
         nn.Conv2d(256, 128, 3, stride=2, padding=1, bias=bias),
-        norm_layer(128 if fix_head_norm else 256),
+        norm_layer(128 if fix_head_norm or norm == "instance" else 256),
         nn.LeakyReLU(0.2, True),
         nn.Flatten(1),
         nn.Linear(128 * map_size * map_size, n_classes),
