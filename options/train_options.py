@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from util.distributed import add_distributed_options
+
 from .base_options import BaseOptions, add_flag
 
 
@@ -27,6 +29,14 @@ class TrainOptions(BaseOptions):
         g.add_argument("--print_freq", type=int, default=100, help="iterations between loss prints")
         add_flag(g, "--no_html", help="do not write checkpoints_dir/name/web/")
         add_flag(g, "--tensorboard", help="also log to TensorBoard (needs the tensorboard package)")
+        g.add_argument(
+            "--web_keep_last",
+            type=int,
+            default=50,
+            help="epochs of images the web page keeps (web/images); older ones are deleted; 0 keeps all",
+        )
+        add_flag(g, "--use_wandb", help="also log to Weights & Biases (needs the wandb package)")
+        g.add_argument("--wandb_project_name", default="unpaired-translation", help="W&B project")
 
         g = parser.add_argument_group("saving and resuming")
         g.add_argument(
@@ -83,4 +93,5 @@ class TrainOptions(BaseOptions):
         g.add_argument(
             "--lr_decay_iters", type=int, default=50, help="step policy: epochs between x0.1 decays"
         )
+        add_distributed_options(parser)
         return parser

@@ -6,6 +6,7 @@ import socket
 import sys
 import time
 import types
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 
 from util.html import HTML
 from util.image_utils import make_grid_image, save_image, tensor2im
+from util.loss_plot import nice_ticks
 from util.visualizer import Visualizer, save_images
 
 VOID = {"br", "img", "meta", "link", "hr", "input"}
@@ -247,27 +249,66 @@ def test_html_saved_per_epoch_newest_first(tmp_path):
     assert parsed.srcs == [f"images/epoch00{e}_{k}.png" for e in (2, 1) for k in ("real_A", "fake_B")]
 
 
-def test_save_loss_plot_with_matplotlib(tmp_path):
-    pytest.importorskip("matplotlib")
+def test_loss_plot_is_svg_and_needs_no_matplotlib(tmp_path, monkeypatch):
+    for mod in ("matplotlib", "matplotlib.figure", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, mod, None)  # import fails as if not installed
     vis = make_vis(tmp_path)
     assert vis.save_loss_plot() is None  # nothing logged yet
     for step in range(5):
-        vis.plot_current_losses(step, {"G": 1.0 / (step + 1), "D": 0.5})
+        vis.plot_current_losses(step, {"G": 1.0 / (step + 1), "D": 0.5 if step != 2 else float("nan")})
     vis.log_metrics(4, {"fid": 30.0})
     path = vis.save_loss_plot()
-    assert path == str(tmp_path / "exp" / "web" / "loss_curves.png")
-    with Image.open(path) as im:
-        assert im.format == "PNG"
-    assert "loss_curves.png" in parse(tmp_path / "exp" / "web" / "index.html").srcs
+    assert path == str(tmp_path / "exp" / "web" / "loss_curves.svg")
+    root = ET.parse(path).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = root.findall(f"{ns}polyline")
+    assert len(lines) == 3  # G and D in the loss panel, fid in the metric panel
+    assert [len(pl.get("points").split()) for pl in lines] == [5, 4, 1]  # the NaN is left out
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert {"G", "D", "fid", "loss", "metric"} <= set(texts)
+    assert "loss_curves.svg" in parse(tmp_path / "exp" / "web" / "index.html").srcs
 
 
-def test_save_loss_plot_without_matplotlib(tmp_path, monkeypatch):
-    for mod in ("matplotlib", "matplotlib.figure"):
-        monkeypatch.setitem(sys.modules, mod, None)  # import fails as if not installed
+def test_nice_ticks_are_round_and_cover_the_range():
+    assert nice_ticks(0.0, 1.0) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert nice_ticks(3.0, 3.0) == [3.0]
+    ticks = nice_ticks(-7.3, 1234.0)
+    assert ticks[0] >= -7.3 and ticks[-1] <= 1234.0 and 3 <= len(ticks) <= 8
+
+
+def test_web_images_keep_only_the_newest_rows_and_the_page_matches_the_disk(tmp_path):
+    vis = make_vis(tmp_path, web_keep_last=3)
+    images = tmp_path / "exp" / "web" / "images"
+    images.mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(images / "epoch000_real_A.png")  # a row left by an earlier run
+    for epoch in range(1, 8):
+        vis.display_current_results(VISUALS, epoch=epoch, step=epoch, save_result=True)
+    assert sorted(os.listdir(images)) == [
+        f"epoch00{e}_{k}.png" for e in (5, 6, 7) for k in ("fake_B", "real_A")
+    ]
+    parsed = parse(tmp_path / "exp" / "web" / "index.html")
+    assert parsed.srcs == [f"images/epoch00{e}_{k}.png" for e in (7, 6, 5) for k in ("real_A", "fake_B")]
+    assert all((tmp_path / "exp" / "web" / src).is_file() for src in parsed.srcs)
+
+
+def test_write_page_at_epoch_end_without_a_display_step(tmp_path):
     vis = make_vis(tmp_path)
-    vis.plot_current_losses(0, {"G": 1.0})
-    assert vis.save_loss_plot() is None
-    assert not (tmp_path / "exp" / "web" / "loss_curves.png").exists()
+    vis.plot_current_losses(1, {"G": 1.0})
+    path = vis.write_page(VISUALS, epoch=1)
+    parsed = parse(path)
+    assert parsed.srcs == ["loss_curves.svg", "images/epoch001_real_A.png", "images/epoch001_fake_B.png"]
+    assert make_vis(tmp_path / "off", use_html=False).write_page(VISUALS, epoch=1) is None
+
+
+def test_page_memory_stays_flat_over_many_epochs(tmp_path):
+    """The page once grew by a row per epoch forever; with the rows bounded its size stops growing."""
+    vis = make_vis(tmp_path, web_keep_last=5)
+    index = tmp_path / "exp" / "web" / "index.html"
+    sizes = []
+    for epoch in range(1, 31):
+        vis.display_current_results(VISUALS, epoch=epoch, step=epoch, save_result=True)
+        sizes.append(index.stat().st_size)
+    assert max(sizes[10:]) - min(sizes[10:]) <= 20  # only the epoch numbers' digits may differ
 
 
 def test_tensorboard_event_file(tmp_path):
@@ -298,3 +339,19 @@ def test_non_main_process_writes_nothing(tmp_path, capsys):
     assert vis.save_loss_plot() is None and msg.endswith("G: 1.000")
     vis.close()
     assert not (tmp_path / "exp").exists() and capsys.readouterr().out == ""
+
+
+def test_short_training_writes_the_page_and_the_plot(tmp_path):
+    """The quick start never reached --display_freq, so it never had a page; now every epoch end writes it."""
+    from options.train_options import TrainOptions
+    from util.trainer import Trainer
+
+    args = "--model cycle_gan --ngf 8 --ndf 8 --load_size 32 --crop_size 32 --max_dataset_size 2 --n_epochs 1"
+    args += " --n_epochs_decay 1 --display_id 0 --num_threads 0 --no_progress --print_freq 1 --gpu_ids -1"
+    args += f" --checkpoints_dir {tmp_path} --name quick --save_epoch_freq 0"
+    Trainer(TrainOptions().parse(args.split(), save=False)).fit()
+    web = tmp_path / "quick" / "web"
+    parsed = parse(web / "index.html")
+    assert parsed.srcs[0] == "loss_curves.svg" and (web / "loss_curves.svg").stat().st_size > 0
+    assert "epoch [2]" in parsed.text and "epoch [1]" in parsed.text
+    assert all((web / src).is_file() for src in parsed.srcs)

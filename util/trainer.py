@@ -18,10 +18,19 @@ from tqdm import tqdm
 import data
 import models
 from util import checkpoint as ckpt_io
-from util.distributed import DistInfo, broadcast_module, cleanup, init_distributed, select_device
+from util.distributed import (
+    DistInfo,
+    agree_any,
+    barrier,
+    cleanup,
+    init_distributed,
+    launch_info,
+    prepare_replicas,
+    select_device,
+)
 from util.metrics.evaluate import PeriodicEvaluator
 from util.nonfinite import LossWatch, NonFiniteLossError
-from util.runtime import Runtime
+from util.runtime import Runtime, split_batch
 from util.trainer_checkpoints import CheckpointingMixin
 from util.visualizer import Visualizer
 
@@ -59,8 +68,9 @@ def move_to(batch, device: torch.device):
 class Trainer(CheckpointingMixin):
     def __init__(self, opt):
         self.opt = opt
-        self.dist: DistInfo = init_distributed(use_cuda=bool(opt.gpu_ids) and torch.cuda.is_available())
+        self.dist: DistInfo = launch_info()
         self.device = select_device(opt.gpu_ids, self.dist)
+        init_distributed(self.dist, self.device, opt.dist_timeout)
         if self.device.type == "cuda":
             # Fixed-size crops let cuDNN pick the fastest kernels once (as the official code does).
             torch.backends.cudnn.benchmark = opt.preprocess != "scale_width"
@@ -75,19 +85,19 @@ class Trainer(CheckpointingMixin):
                 self.dataset,
                 opt,
                 shuffle=not opt.serial_batches,
-                batch_size=opt.batch_size,
+                batch_size=opt.batch_size * opt.grad_accum,  # split into --grad_accum micro-batches
                 rank=self.dist.rank,
                 world_size=self.dist.world_size,
+                device=self.device,
             )
             print(
                 f"dataset [{type(self.dataset).__name__}]: {len(self.dataset)} items, "
                 f"{len(self.loader)} batches/epoch"
             )
         self.model = models.create_model(opt).to(self.device)
-        self.model.runtime = Runtime(self.device, opt.amp, distributed=self.dist.enabled)
+        prepare_replicas(self.model, opt, self.dist)  # SyncBatchNorm, rank 0's weights everywhere
+        self.model.runtime = Runtime.for_training(opt, self.device, self.dist.enabled, self.model)
         self.model.setup(verbose=opt.verbose)
-        if self.dist.enabled:
-            broadcast_module(self.model)
         # Per-process randomness (noise, pools) differs between ranks, but is reproducible.
         ckpt_io.seed_everything(opt.seed + self.dist.rank)
         self.epoch, self.epoch_iter, self.global_step = opt.epoch_count, 0, 0
@@ -104,26 +114,14 @@ class Trainer(CheckpointingMixin):
         elif opt.pretrained_name:
             self.load_pretrained(opt.pretrained_name)
         self.describe_schedule()
-        self.visualizer = Visualizer(
-            opt.name,
-            self.expr_dir,
-            display_id=opt.display_id,
-            display_server=opt.display_server,
-            display_port=opt.display_port,
-            display_env=opt.display_env,
-            display_ncols=opt.display_ncols,
-            display_winsize=opt.display_winsize,
-            use_html=not opt.no_html,
-            tensorboard=opt.tensorboard,
-            is_main_process=self.dist.is_main,
-        )
+        self.visualizer = Visualizer.from_options(opt, self.expr_dir, is_main_process=self.dist.is_main)
 
     def describe_schedule(self) -> None:
         """One line for step-counted schedules: what a step is, and what several processes change."""
         max_steps = self.model.max_steps()
         if max_steps is None or not self.dist.is_main:
             return
-        world, batch = self.dist.world_size, self.opt.batch_size
+        world, batch = self.dist.world_size, self.opt.batch_size * self.opt.grad_accum
         print(
             f"schedule: {max_steps} steps of {world} process(es) x {batch} image(s) = {world * batch} images "
             f"per step; the schedule counts steps, so N processes see N times the images of one"
@@ -145,11 +143,20 @@ class Trainer(CheckpointingMixin):
                 print(f"training of {self.opt.name} is already complete (step {self.global_step})")
             while not self.finished():
                 self.run_epoch()
-        finally:
-            signal.signal(signal.SIGTERM, previous[0])
-            signal.signal(signal.SIGINT, previous[1])
+        finally:  # the stop handler stays until the end: a second Ctrl-C in here exits quietly too
+            if self.stop_requested:
+                self.stop_workers()
             self.close_visualizer()
             cleanup(self.dist)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
+
+    def stop_workers(self) -> None:
+        """End the loader's persistent worker processes now rather than when the loader is collected."""
+        iterator = getattr(self.loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+            self.loader._iterator = None
 
     def close_visualizer(self) -> None:
         """Loss plot and display shut down; a failure here (a full disk) must not hide why training ended."""
@@ -178,7 +185,7 @@ class Trainer(CheckpointingMixin):
             t_data = time.time() - t_data_start
             t_comp = self.train_step(batch)
             self.after_step(t_comp, t_data)
-            if self.stop_requested:
+            if agree_any(self.stop_requested, self.dist):  # a signal to any rank stops all, at the same step
                 self.save("latest")
                 raise TrainingInterrupted(
                     f"interrupted at epoch {epoch}, iteration {self.epoch_iter}; saved "
@@ -186,6 +193,8 @@ class Trainer(CheckpointingMixin):
                 )
             if self.finished():
                 self.save("latest")
+                self.visualizer.write_page(self.model.get_current_visuals(), epoch)
+                self.report(f"end of training: step {self.global_step} / {self.model.max_steps()}", t_epoch)
                 return
             t_data_start = time.time()
         bar.close()
@@ -195,23 +204,29 @@ class Trainer(CheckpointingMixin):
             [epoch] if opt.save_epoch_freq > 0 and epoch % opt.save_epoch_freq == 0 else []
         )
         self.save(*labels)
-        print(
-            f"end of epoch {epoch} / {self.model.total_epochs()} \t time taken: {time.time() - t_epoch:.1f} s"
-            f"\t learning rate {self.model.current_lr():.7f}"
-        )
+        self.visualizer.write_page(self.model.get_current_visuals(), epoch)  # the page, whatever display_freq
+        steps = self.model.max_steps()  # iteration-based models: the step count is the length
+        length = f"/ {self.model.total_epochs()}" if steps is None else f"(step {self.global_step} / {steps})"
+        self.report(f"end of epoch {epoch} {length}", t_epoch)
+
+    def report(self, what: str, t_start: float) -> None:
+        print(f"{what} \t time taken: {time.time() - t_start:.1f} s\t learning rate {self.model.current_lr():.7f}")
 
     def train_step(self, batch) -> float:
         t0 = time.time()
         model = self.model
         model.set_progress(self.epoch, self.global_step)
-        model.set_input(move_to(batch, self.device))
-        with model.runtime.autocast():
-            model.optimize_parameters()
+        parts = split_batch(batch, self.opt.grad_accum) if self.opt.grad_accum > 1 else [(batch, 1.0)]
+        for i, (micro, share) in enumerate(parts):
+            model.runtime.begin_micro_batch(i, len(parts), share)
+            model.set_input(move_to(micro, self.device))
+            with model.runtime.autocast():
+                model.optimize_parameters()
         model.runtime.end_iteration()
         model.on_step_end()
         self.epoch_iter += 1
         self.global_step += 1
-        self.epoch_images += self.opt.batch_size * self.dist.world_size
+        self.epoch_images += self.opt.batch_size * self.opt.grad_accum * self.dist.world_size
         self.loss_watch.observe(model.get_current_losses(), self.global_step)  # on the device, no sync
         return time.time() - t0
 
@@ -227,13 +242,19 @@ class Trainer(CheckpointingMixin):
 
     def after_step(self, t_comp: float, t_data: float) -> None:
         opt, step = self.opt, self.global_step
-        images_per_step = opt.batch_size * self.dist.world_size
+        images_per_step = opt.batch_size * opt.grad_accum * self.dist.world_size
         if crossed(step, images_per_step, opt.save_latest_freq):  # every rank: the save is collective
             if self.dist.is_main:
                 print(f"saving the latest model (epoch {self.epoch}, total steps {step})")
             self.save("latest", *([f"iter_{step}"] if opt.save_by_iter else []))
         if crossed(step, images_per_step, opt.print_freq):
             self.check_finite()  # every rank: the one host read of the loss flag (all-reduced under torchrun)
+        if self.evaluator is not None and self.evaluator.due(step):  # rank 0 evaluates, the others wait
+            if self.dist.is_main and self.evaluator.evaluate(
+                self.model, self.epoch, step, self.device, self.visualizer
+            ):
+                self.save("best", collective=False)
+            barrier(self.dist, "rank 0 evaluated")
         if not self.dist.is_main:
             return
         if crossed(step, images_per_step, opt.print_freq):
@@ -252,9 +273,6 @@ class Trainer(CheckpointingMixin):
             self.visualizer.display_current_results(
                 self.model.get_current_visuals(), self.epoch, step, save_html
             )
-        if self.evaluator is not None and self.evaluator.due(step):
-            if self.evaluator.evaluate(self.model, self.epoch, step, self.device, self.visualizer):
-                self.save("best", collective=False)
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self):

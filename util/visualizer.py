@@ -1,7 +1,8 @@
-"""Training-time logging and display: loss and metric logs, the HTML results page, optional visdom/TensorBoard.
+"""Training-time logging and display: loss and metric logs, the HTML training page with its loss plot, and
+the optional visdom, TensorBoard and W&B backends.
 
-visdom and TensorBoard are optional extras: neither is imported unless asked for, and a missing package or
-a dead server costs one warning line, after which that backend is off for the rest of the run.
+The optional backends are not imported unless asked for, and a missing package or a dead server costs one
+warning line, after which that backend is off for the rest of the run.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from urllib.parse import urlparse
 import numpy as np
 from torch import Tensor
 
-from util.html import HTML
+from util.html import HTML, TrainingPage
 from util.image_utils import make_grid_image, save_image, tensor2im
+from util.loss_plot import write_svg
+from util.wandb_logger import WandbLogger
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,9 @@ class Visualizer:
         display_ncols: visuals per row of the visdom grid; 0 shows one window per visual.
         display_winsize: image width on the HTML page.
         use_html: save visuals to ``log_dir/web/images`` and keep ``index.html`` up to date.
+        web_keep_last: rows (epochs) of images the page keeps on disk, newest first; 0 keeps all.
         tensorboard: also write scalars and images to ``log_dir/tensorboard``.
+        wandb_project: a W&B project name turns W&B logging on (``config``: the options to record).
         is_main_process: under DDP only rank 0 writes or displays; elsewhere every method is a no-op.
     """
 
@@ -75,7 +80,10 @@ class Visualizer:
         display_ncols: int = 4,
         display_winsize: int = 256,
         use_html: bool = True,
+        web_keep_last: int = 50,
         tensorboard: bool = False,
+        wandb_project: str | None = None,
+        config: dict | None = None,
         is_main_process: bool = True,
     ) -> None:
         self.name = name
@@ -94,10 +102,18 @@ class Visualizer:
         self._html_epoch: int | None = (
             None  # last epoch with saved images; the first call of each epoch saves
         )
-        self._labels: list[str] = []
-        self._loss_curves: str | None = None
+        self._lr: float | None = None  # the last printed learning rate, logged with the losses to W&B
+        self.loss_plot_path = os.path.join(self.web_dir, "loss_curves.svg")
+        self.page = TrainingPage(
+            self.web_dir,
+            f"Experiment name = {name}",
+            width=display_winsize,
+            keep_last=web_keep_last,
+            refresh=PAGE_REFRESH_S,
+        )
         self.vis = None
         self.writer = None
+        self.wandb: WandbLogger | None = None
         if not self.is_main:
             return
         os.makedirs(log_dir, exist_ok=True)
@@ -107,6 +123,32 @@ class Visualizer:
             self.vis = self._connect_visdom(display_server, display_port, display_env)
         if tensorboard:
             self.writer = self._open_tensorboard()
+        if wandb_project:
+            self.wandb = WandbLogger(wandb_project, name, log_dir, config or {})
+
+    @classmethod
+    def from_options(cls, opt, log_dir: str, is_main_process: bool = True) -> Visualizer:
+        """The visualizer a training run with options ``opt`` asks for."""
+        return cls(
+            opt.name,
+            log_dir,
+            display_id=opt.display_id,
+            display_server=opt.display_server,
+            display_port=opt.display_port,
+            display_env=opt.display_env,
+            display_ncols=opt.display_ncols,
+            display_winsize=opt.display_winsize,
+            use_html=not opt.no_html,
+            web_keep_last=getattr(opt, "web_keep_last", 50),
+            tensorboard=opt.tensorboard,
+            wandb_project=opt.wandb_project_name if getattr(opt, "use_wandb", False) else None,
+            config={
+                k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+                for k, v in vars(opt).items()
+                if not k.startswith("_")
+            },
+            is_main_process=is_main_process,
+        )
 
     # ---- optional backends ------------------------------------------------------------------------------
     @staticmethod
@@ -178,31 +220,27 @@ class Visualizer:
         if self.writer is not None:
             for label, t in visuals.items():
                 self.writer.add_image(f"images/{label}", tensor2im(t), step, dataformats="HWC")
+        if self.wandb is not None:
+            self.wandb.log_images(step, {label: tensor2im(t) for label, t in visuals.items()})
         if self.use_html and (save_result or epoch != self._html_epoch):
-            for label, t in visuals.items():
-                save_image(t, os.path.join(self.img_dir, f"epoch{epoch:03d}_{label}.png"))
+            self.page.save_row(epoch, visuals)
             self._html_epoch = epoch
-            self._labels = labels
-            self._write_index()
+            self.page.write(self.loss_plot_path)
 
-    def _write_index(self) -> None:
-        """Rewrite web/index.html: loss curves first, then the saved epochs, newest first."""
-        page = HTML(self.web_dir, f"Experiment name = {self.name}", refresh=PAGE_REFRESH_S)
-        if self._loss_curves is not None:
-            page.add_header("loss curves")
-            page.add_image_file(self._loss_curves, "losses and metrics by step")
-        for n in range(self._html_epoch or 0, -1, -1):
-            names = [f"epoch{n:03d}_{label}.png" for label in self._labels]
-            kept = [
-                (im, label)
-                for im, label in zip(names, self._labels)
-                if os.path.exists(os.path.join(self.img_dir, im))
-            ]
-            if kept:
-                page.add_header(f"epoch [{n}]")
-                ims = [im for im, _ in kept]
-                page.add_images(ims, [label for _, label in kept], ims, width=self.display_winsize)
-        page.save()
+    def write_page(self, visuals: dict[str, Tensor], epoch: int) -> str | None:
+        """End of an epoch or of training: this epoch's images, the loss plot and index.html, whatever the
+        display frequency, so that even a short run has its page. Returns the page's path (None if off)."""
+        if not (self.is_main and self.use_html):
+            return None
+        try:
+            if visuals:
+                self.page.save_row(epoch, visuals)
+                self._html_epoch = epoch
+            self.save_loss_plot()
+            return self.page.write(self.loss_plot_path)
+        except OSError as exc:  # a full disk must not stop training over a web page; checkpoints say more
+            logger.warning("could not write the training page in %s: %s", self.web_dir, exc.strerror or exc)
+            return None
 
     # ---- scalars --------------------------------------------------------------------------------------
     def print_current_losses(
@@ -223,6 +261,7 @@ class Visualizer:
             print(message, flush=True)
             with open(self.loss_log, "a", encoding="utf-8") as f:
                 f.write(message + "\n")
+        self._lr = lr
         return message
 
     @staticmethod
@@ -239,6 +278,8 @@ class Visualizer:
         if not self.is_main or not losses:
             return
         self._append(self.loss_history, step, losses)
+        if self.wandb is not None:
+            self.wandb.log_losses(step, losses, self._lr)
         if self.writer is not None:
             for k, v in losses.items():
                 self.writer.add_scalar(f"loss/{k}", float(v), step)
@@ -266,6 +307,8 @@ class Visualizer:
         with open(self.metrics_log, "a", encoding="utf-8") as f:
             f.write(message + "\n")
         self._append(self.metric_history, step, metrics)
+        if self.wandb is not None:
+            self.wandb.log_metrics(step, metrics)
         for k, v in metrics.items():
             if self.writer is not None:
                 self.writer.add_scalar(f"metrics/{k}", float(v), step)
@@ -277,39 +320,25 @@ class Visualizer:
         return message
 
     def save_loss_plot(self) -> str | None:
-        """Write web/loss_curves.png (losses, and metrics below them) and link it from index.html.
+        """Write web/loss_curves.svg (losses, and metrics below them) and link it from index.html.
 
-        Returns the path, or None when matplotlib (an optional dependency) is absent or nothing was logged.
+        Drawn as SVG by util.loss_plot, so no plotting library is needed. Returns the path, or None when
+        nothing was logged yet.
         """
         if not self.is_main or not (self.loss_history or self.metric_history):
             return None
-        try:
-            # The object API with no pyplot: no global backend switch, no GUI, safe in any thread.
-            from matplotlib.figure import Figure
-        except ImportError:
-            return None
-        panels = [
-            (h, label) for h, label in ((self.loss_history, "loss"), (self.metric_history, "metric")) if h
-        ]
-        fig = Figure(figsize=(10, 4 * len(panels)), layout="constrained")
-        for ax, (history, ylabel) in zip(fig.subplots(len(panels), 1, squeeze=False)[:, 0], panels):
-            for k, (steps, vals) in history.items():
-                ax.plot(steps, vals, label=k, linewidth=1, marker="o" if ylabel == "metric" else None)
-            ax.set_xlabel("step")
-            ax.set_ylabel(ylabel)
-            ax.legend(loc="upper right", fontsize="small")
-            ax.grid(alpha=0.3)
         os.makedirs(self.web_dir, exist_ok=True)
-        path = os.path.join(self.web_dir, "loss_curves.png")
-        fig.savefig(path, dpi=100)
-        self._loss_curves = path
+        write_svg(self.loss_plot_path, [(self.loss_history, "loss"), (self.metric_history, "metric")])
         if self.use_html:
-            self._write_index()
-        return path
+            self.page.write(self.loss_plot_path)
+        return self.loss_plot_path
 
     def close(self) -> None:
         """Flush and close TensorBoard; visdom holds no socket (use_incoming_socket=False)."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
         self.vis = None
