@@ -10,6 +10,7 @@ import sys
 
 from data.image_io import DataError
 from options import TestOptions
+from options.machine import apply_torch_threads
 from util.checkpoint import CheckpointError
 from util.metrics.evaluate import score_test_results
 from util.test_loop import Tester
@@ -18,6 +19,7 @@ from util.video import VideoError, run_from_options
 
 def main(argv: list[str] | None = None) -> int:
     opt = TestOptions().parse(argv)
+    apply_torch_threads(opt)
     try:
         tester = Tester(opt)
         if opt.dry_run:

@@ -12,6 +12,7 @@ import sys
 
 from data.image_io import DataError
 from options import TrainOptions
+from options.machine import apply_torch_threads
 from util.checkpoint import CheckpointError, remove_orphan_temps
 from util.run_lock import RunLock, RunLockedError
 from util.trainer import NonFiniteLossError, Trainer, TrainingAborted, TrainingInterrupted
@@ -27,6 +28,7 @@ def experiment_lock(opt) -> contextlib.AbstractContextManager:
 def main(argv: list[str] | None = None) -> int:
     options = TrainOptions()
     opt = options.parse(argv, save=False)
+    apply_torch_threads(opt)
     try:
         with experiment_lock(opt) as lock:
             if lock is not None:

@@ -17,14 +17,23 @@ import torch
 from torch import nn
 
 from models.networks import count_parameters
+from models.networks.discriminators import min_size as min_discriminator_size
+from models.networks.generators import min_size as min_generator_size
 from util.checkpoint import CheckpointError, clean_state_dict, load_file
 from util.runtime import Runtime
 from util.schedulers import get_scheduler
+from util.state_fit import load_fitting
 
 
 class BaseModel(nn.Module, ABC):
     #: translation directions this model runs at test time ("AtoB", "BtoA")
     directions: tuple[str, ...] = ("AtoB",)
+    #: options that shape the networks; test.py and export.py take them from the checkpoint (models add theirs)
+    architecture_options: tuple[str, ...] = (
+        "netG", "ngf", "ndf", "netD", "n_layers_D", "norm", "input_nc", "output_nc", "no_dropout",
+    )  # fmt: skip
+    #: models that count iterations: the option setting their length (they refuse --n_epochs)
+    length_option: str | None = None
 
     def __init__(self, opt):
         super().__init__()
@@ -55,6 +64,21 @@ class BaseModel(nn.Module, ABC):
     @classmethod
     def validate_options(cls, opt, parser: argparse.ArgumentParser) -> None:
         """Reject option combinations the model cannot run (call ``parser.error``)."""
+
+    @classmethod
+    def min_image_size(cls, opt) -> int:
+        """Smallest square image the networks run on (training: G and D; testing: G), checked at parse time.
+
+        Each model states its rule, found by trying its networks at growing sizes (README model table); this
+        one is the CycleGAN family's: ``--netG``'s minimum, in training also the PatchGAN's (24 px by default).
+        """
+        size = min_generator_size(opt.netG)
+        return max(size, min_discriminator_size(opt.netD, opt.n_layers_D)) if opt.isTrain else size
+
+    @classmethod
+    def architecture_from(cls, saved: dict, known: argparse.Namespace) -> dict:
+        """The architecture options of a checkpoint's saved training options, as this model's test options."""
+        return {k: saved[k] for k in cls.architecture_options if k in saved}
 
     # ------------------------------------------------------------------ the contract
     @abstractmethod
@@ -191,13 +215,7 @@ class BaseModel(nn.Module, ABC):
         for name in names or list(self.networks()):
             if name not in states:
                 raise CheckpointError(f"{source}: no weights for network {name!r} (has: {', '.join(states)})")
-            try:
-                getattr(self, name).load_state_dict(states[name])
-            except RuntimeError as exc:
-                raise CheckpointError(
-                    f"{source}: weights of {name!r} do not fit this configuration (different --netG/--ngf/...?): "
-                    f"{str(exc).splitlines()[0]}"
-                ) from exc
+            load_fitting(getattr(self, name), states[name], name, source)
 
     def extra_state(self) -> dict:
         """Model state beyond networks and optimisers (image pools, queues, schedules)."""
@@ -236,6 +254,6 @@ class BaseModel(nn.Module, ABC):
             return False
         for name, path in paths.items():
             net = getattr(self, name)
-            net.load_state_dict(clean_state_dict(load_file(path), net.state_dict()))
+            load_fitting(net, clean_state_dict(load_file(path), net.state_dict()), name, path)
             print(f"loaded official weights for {name} from {path}")
         return True

@@ -40,7 +40,7 @@ from torch import nn
 
 from models.base_model import BaseModel
 from models.cycle_gan_model import CycleGANModel
-from models.liss_options import LAMBDA_KEY, add_options, check_options
+from models.liss_options import LAMBDA_KEY, add_options, check_options, head_min_size
 from models.liss_training import THRESHOLD_KIND, LegacyRAdam, ScheduleMixin, TaskSchedule
 from models.losses import GANLoss
 from models.networks import init_weights
@@ -68,6 +68,12 @@ class LiSSModel(ScheduleMixin, CycleGANModel):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         return add_options(parser, is_train)
+
+    architecture_options = (*BaseModel.architecture_options, "auxiliary_tasks", "crop_size", "liss_fix_head_norm")
+
+    @classmethod
+    def min_image_size(cls, opt) -> int:
+        return max(super().min_image_size(opt), head_min_size(opt))
 
     @classmethod
     def validate_options(cls, opt, parser):

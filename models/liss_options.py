@@ -8,6 +8,7 @@ of official bugs, kept off by default, and speed levers that keep the official c
 from __future__ import annotations
 
 import argparse
+import itertools
 
 from models.liss_training import SCHEDULES
 from models.networks.liss import JIGSAW_SIZE, classifier_map_size, parse_tasks, patch_map_size
@@ -84,6 +85,15 @@ def add_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.Arg
     if is_train:
         parser.set_defaults(dataset_mode="liss")
     return parser
+
+
+def head_min_size(opt: argparse.Namespace) -> int:
+    """Training the rotation/jigsaw heads: their flattened map needs >= 2 px, so crops of >= 84 px."""
+    try:
+        heads = opt.isTrain and {"rotation", "jigsaw"} & set(parse_tasks(opt.auxiliary_tasks))
+    except ValueError:  # check_options names the bad task
+        return 0
+    return next(s for s in itertools.count(4, 4) if classifier_map_size(s) >= 2) if heads else 0
 
 
 def check_options(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

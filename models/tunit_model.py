@@ -49,6 +49,15 @@ from util.checkpoint import load_file
 
 
 class TunitModel(BaseModel):
+    length_option = "--tunit_epochs (x --tunit_epoch_iters) or --max_steps"
+    architecture_options = ("crop_size", "input_nc", "output_nc", "output_k", "sty_dim", "tunit_g_nf",
+                            "tunit_g_nf_mlp", "tunit_c_widths")  # fmt: skip
+
+    @classmethod
+    def min_image_size(cls, opt) -> int:
+        """32 px: the generator downsamples log2(S / 16) times and needs at least one (a power of two >= 32)."""
+        return 32
+
     @staticmethod
     def modify_commandline_options(parser, is_train):
         return add_tunit_options(parser, is_train)

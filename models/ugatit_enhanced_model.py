@@ -39,6 +39,8 @@ from options.base_options import add_flag, add_switch
 
 class UGATITEnhancedModel(UGATITModel):
     arch = "enhanced"
+    architecture_options = (*UGATITModel.architecture_options, "use_se", "attention_gan", "attention_input",
+                            "attention_input_legacy", "use_deconv", "use_ema")  # fmt: skip
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

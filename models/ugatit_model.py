@@ -49,7 +49,7 @@ from models.losses.ugatit import bce, mse
 from models.networks.adaptive_norms import ILN, AdaILN, RhoClipper
 from models.networks.init import init_weights
 from models.networks.ugatit import Discriminator, ResnetGenerator
-from models.ugatit_options import add_ugatit_options
+from models.ugatit_options import add_ugatit_options, min_image_size
 from util.checkpoint import CheckpointError, clean_state_dict, load_file
 
 D_NAMES = ("disGA", "disLA", "disGB", "disLB")  # official loss order: GA, LA, then GB, LB
@@ -85,6 +85,19 @@ def heatmap_image(heatmap: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class UGATITModel(BaseModel):
     directions = ("AtoB", "BtoA")
     arch = "official"
+    length_option = "--iteration"
+    architecture_options = (*BaseModel.architecture_options, "light", "n_res", "ch", "ugatit_norm_var")
+
+    @classmethod
+    def architecture_from(cls, saved: dict, known) -> dict:
+        arch = super().architecture_from(saved, known)
+        if saved.get("light") == 0:  # the full generator's MLP flattens the whole map: built for one size
+            arch["crop_size"] = saved["crop_size"]
+        return arch
+
+    @classmethod
+    def min_image_size(cls, opt) -> int:
+        return min_image_size(opt)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

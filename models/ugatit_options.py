@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from models.networks.ugatit import Discriminator
 from options.base_options import add_flag, add_switch
 
 
@@ -122,3 +123,12 @@ def add_ugatit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpa
             help="write the official test strip: identity, translation, cycle and their heatmaps",
         )
     return parser
+
+
+def min_image_size(opt: argparse.Namespace) -> int:
+    """Testing: a multiple of 4 with a 2x2 bottleneck (the full G: the size it was built for); training: what
+    the global and local discriminators need (96 px for the official 7-layer global D)."""
+    if not opt.isTrain:
+        return opt.crop_size if opt.light == 0 else 8
+    depths = (opt.n_global_dis, opt.n_local_dis)
+    return max(Discriminator(ndf=1, n_layers=n, sn=False).min_input_size for n in depths)

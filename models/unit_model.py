@@ -59,6 +59,16 @@ gen_cyc_x_a gen_cyc_x_b gen_recon_kl_cyc_aba gen_recon_kl_cyc_bab gen_total"""  
 
 class UNITModel(BaseModel):
     directions = ("AtoB", "BtoA")
+    length_option = "--max_iter"
+    architecture_options = (*BaseModel.architecture_options, "n_downsample", "n_res", "gen_activ", "gen_pad_type",
+                            "share_layers", "unit_shared_enc_blocks", "unit_shared_dec_blocks")  # fmt: skip
+
+    @classmethod
+    def min_image_size(cls, opt) -> int:
+        """Testing: two multiples of 2**n_downsample (the bottleneck InstanceNorm needs 2x2); training: every
+        scale of the multi-scale D keeps >= 2 px before its last strided conv (64 px for the official D)."""
+        size = 2 ** (opt.n_downsample + 1)
+        return max(size, 2 ** (opt.n_layer + opt.num_scales - 1)) if opt.isTrain else size
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

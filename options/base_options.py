@@ -17,6 +17,9 @@ from typing import Any
 import data
 import models
 
+from . import machine
+from .checks import check_image_size, check_length_options, check_ranges, given_options
+
 DEFAULT_NAME = "experiment_name"
 
 
@@ -61,6 +64,20 @@ class FrozenOptions(argparse.Namespace):
         """A frozen copy with some values changed (the test loop derives per-pass options this way)."""
         copy = FrozenOptions(**{**self.to_dict(), **changes})
         return copy.freeze()
+
+
+class GroupedParser:
+    """The parser as a model or dataset mode sees it: flags it adds land in a help group named after it."""
+
+    def __init__(self, parser: argparse.ArgumentParser, title: str) -> None:
+        self._parser = parser
+        self._group = parser.add_argument_group(title)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        return self._group.add_argument(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
 
 
 class BaseOptions:
@@ -125,7 +142,18 @@ class BaseOptions:
         g.add_argument("--dataset_mode", default="unaligned", choices=data.dataset_modes())
         g.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
         add_flag(g, "--serial_batches", help="take images in order (no shuffling, B partner by index)")
-        g.add_argument("--num_threads", type=int, default=4, help="data loading worker processes")
+        g.add_argument(
+            "--num_threads",
+            type=int,
+            default=None,
+            help="data loading worker processes (default: from the usable cores, 0 on 1-2 cores)",
+        )
+        g.add_argument(
+            "--torch_threads",
+            type=int,
+            default=0,
+            help="torch threads per process; 0: the cores left after the workers (or OMP_NUM_THREADS)",
+        )
         g.add_argument("--batch_size", type=int, default=1)
         g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
         g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
@@ -159,21 +187,28 @@ class BaseOptions:
 
     # ------------------------------------------------------------------ parsing
     def build_parser(self, args: list[str] | None) -> argparse.ArgumentParser:
-        """Three passes: base options, then the model's, then the dataset mode's (the model may change its default)."""
+        """Three passes: base options, then the model's, then the dataset mode's (the model may change its default).
+
+        ``--help`` is added last, so that ``--model X --help`` lists X's options and its dataset mode's.
+        """
         parser = argparse.ArgumentParser(
             description="Unpaired image-to-image translation",
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            allow_abbrev=False,
+            add_help=False,
         )
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(args)
         model_class = models.find_model_class(known.model)
-        parser = model_class.modify_commandline_options(parser, self.is_train)
+        model_class.modify_commandline_options(GroupedParser(parser, f"{known.model} options"), self.is_train)
         known, _ = parser.parse_known_args(args)
         presets = model_class.preset_defaults(known, self.is_train)
         if presets:
             parser.set_defaults(**presets)
             known, _ = parser.parse_known_args(args)
-        parser = data.get_option_setter(known.dataset_mode)(parser, self.is_train)
+        title = f"dataset mode {known.dataset_mode} options"
+        data.get_option_setter(known.dataset_mode)(GroupedParser(parser, title), self.is_train)
+        parser.add_argument("-h", "--help", action="help", help="show this help (with --model X: X's options)")
         return parser
 
     def parse(self, args: list[str] | None = None, *, save: bool = True) -> FrozenOptions:
@@ -181,7 +216,11 @@ class BaseOptions:
         opt = parser.parse_args(args, namespace=FrozenOptions())
         opt.isTrain = self.is_train
         finalize(opt, parser)
-        models.find_model_class(opt.model).validate_options(opt, parser)
+        model_class = models.find_model_class(opt.model)
+        check_ranges(opt, parser)
+        check_length_options(model_class, opt, given_options(parser, args), parser)
+        check_image_size(model_class, opt, parser)
+        model_class.validate_options(opt, parser)
         opt.freeze()
         self.parser = parser
         if save:
@@ -208,6 +247,11 @@ def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser) -> None:
         opt.load_size = opt.crop_size
     if opt.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {opt.batch_size}")
+    cores, processes = machine.usable_cores(), machine.local_processes()
+    if opt.num_threads is None:
+        opt.num_threads = machine.default_workers(cores, processes)
+    if opt.torch_threads == 0:
+        opt.torch_threads = machine.default_torch_threads(cores, max(opt.num_threads, 0), processes)
     standalone_input = not opt.isTrain and (
         getattr(opt, "input_dir", "") or getattr(opt, "video", "") or getattr(opt, "camera", -1) >= 0
     )

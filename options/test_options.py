@@ -1,11 +1,19 @@
 """Test options. As in the CycleGAN/CUT codebases, load_size defaults to crop_size so test images are not cropped
-(here the --crop_size given on the command line, not the parser default)."""
+(here the --crop_size given on the command line, not the parser default).
+
+The architecture comes from the checkpoint (``options.checkpoint_options``), and training-only flags copied
+from a training command are accepted and ignored, with one note naming them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from .base_options import BaseOptions, add_flag
+from .base_options import BaseOptions, FrozenOptions, add_flag
+from .checkpoint_options import apply_checkpoint_architecture, drop_train_only
+from .checks import given_options
+from .train_options import TrainOptions
 
 
 class TestOptions(BaseOptions):
@@ -58,3 +66,19 @@ class TestOptions(BaseOptions):
         )
         parser.set_defaults(load_size=None)  # None: the --crop_size actually given (see finalize)
         return parser
+
+    def build_parser(self, args: list[str] | None) -> argparse.ArgumentParser:
+        """The three passes, then the checkpoint's architecture as defaults."""
+        parser = super().build_parser(args)
+        known, _ = parser.parse_known_args(args)
+        apply_checkpoint_architecture(parser, known, given_options(parser, args))
+        return parser
+
+    def parse(self, args: list[str] | None = None, *, save: bool = True) -> FrozenOptions:
+        args = list(sys.argv[1:] if args is None else args)
+        if "-h" not in args and "--help" not in args:
+            train_parser = TrainOptions().build_parser(args)
+            args, ignored = drop_train_only(args, super().build_parser(args), train_parser)
+            if ignored:
+                print(f"note: training options ignored at test time: {' '.join(ignored)}")
+        return super().parse(args, save=save)

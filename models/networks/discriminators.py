@@ -103,3 +103,12 @@ def build_discriminator(
     if name not in DISCRIMINATORS:
         raise ValueError(f"unknown discriminator {name!r}; valid discriminators: {', '.join(DISCRIMINATORS)}")
     return init_weights(DISCRIMINATORS[name](in_ch, ndf, n_layers_D, norm, antialias), init_type, init_gain)
+
+
+def min_size(name: str, n_layers_D: int = 3) -> int:
+    """Smallest square input of discriminator ``name``, found by trying: a PatchGAN's ``n`` strided 4x4 convs
+    and its two stride-1 ones leave ``side / 2**n - 2`` pixels, and the normalised one needs more than one, so
+    ``3 * 2**n`` (24 for ``basic``); the 1x1 pixel D takes any size."""
+    if name == "pixel":
+        return 1
+    return 3 * 2 ** (3 if name == "basic" else n_layers_D)

@@ -230,3 +230,10 @@ def build_generator(
 def size_multiple(name: str) -> int:
     """The factor H and W must be multiples of (4 for ResNets, 2**num_downs for U-Nets); test-time padding."""
     return _entry(name).size_multiple
+
+
+def min_size(name: str) -> int:
+    """Smallest square input of generator ``name``, found by trying: a U-Net needs one size multiple (its
+    innermost map is 1 x 1), a ResNet two (its bottleneck InstanceNorm needs more than one pixel)."""
+    multiple = size_multiple(name)
+    return multiple if name.startswith("unet") else 2 * multiple

@@ -1,0 +1,108 @@
+"""Test-time options taken from the checkpoint: the architecture a model was trained with is not repeated.
+
+Our checkpoints store every training option under ``"options"``; each model declares which of them shape its
+networks (``BaseModel.architecture_options``). test.py, export.py and rescore use those values as defaults, so
+``--ngf 16`` forgotten at test time no longer breaks loading; a flag given explicitly that contradicts the
+checkpoint is refused with both values. Official checkpoints (no options inside) change nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+import models
+from util import checkpoint as ckpt_io
+
+
+def saved_options(path: str) -> tuple[str | None, dict]:
+    """(model name, training options) stored in our checkpoint at ``path``; (None, {}) for any other file.
+
+    Memory-mapped, so reading the options of a large checkpoint costs no copy of its weights; an unreadable
+    file is left for the loader to report with its reason.
+    """
+    if not os.path.isfile(path):
+        return None, {}
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # corrupt, truncated or legacy files: the weight loader says what is wrong
+        return None, {}
+    if not ckpt_io.is_framework_checkpoint(ckpt) or not isinstance(ckpt.get("options"), dict):
+        return None, {}
+    return ckpt.get("model"), ckpt["options"]
+
+
+def architecture_from_checkpoint(
+    path: str, model: str | None = None, known: argparse.Namespace | None = None
+) -> dict:
+    """The architecture options stored in checkpoint ``path`` (empty for official files or no file).
+
+    ``model`` is the ``--model`` that will load it (default: the checkpoint's own); ``known`` the options
+    parsed so far (``--model test`` picks G_A's or G_B's channels from ``--model_suffix``).
+    """
+    saved_model, saved = saved_options(path)
+    if not saved:
+        return {}
+    name = model or saved_model
+    return models.find_model_class(name).architecture_from(saved, known or argparse.Namespace())
+
+
+def experiment_checkpoint(known: argparse.Namespace) -> str:
+    """The checkpoint test.py loads for these options: ``<checkpoints_dir>/<name>/<epoch>.pth``."""
+    return ckpt_io.checkpoint_path(os.path.join(known.checkpoints_dir, known.name), known.epoch)
+
+
+def apply_checkpoint_architecture(
+    parser: argparse.ArgumentParser, known: argparse.Namespace, given: set[str]
+) -> None:
+    """Make the checkpoint's architecture the parser defaults; refuse explicit flags that contradict it."""
+    path = experiment_checkpoint(known)
+    arch = {
+        k: v
+        for k, v in architecture_from_checkpoint(path, known.model, known).items()
+        if hasattr(known, k)
+    }
+    if "img_size" in given:  # U-GAT-IT's --img_size sets --crop_size
+        given = given | {"crop_size"}
+    conflicts = [f"--{k} {getattr(known, k)} (checkpoint: {v})" for k, v in arch.items()
+                 if k in given and getattr(known, k) != v]  # fmt: skip
+    if conflicts:
+        parser.error(
+            f"{', '.join(conflicts)}: {path} was trained with other architecture options; "
+            f"drop the flag (test.py reads them from the checkpoint) or pick another --name/--epoch"
+        )
+    if arch:
+        parser.set_defaults(**arch)
+
+
+def drop_train_only(args: list[str], test_parser: argparse.ArgumentParser, train_parser) -> tuple[list, list]:
+    """Split ``args`` into what test.py parses and the training-only flags it ignores (as the CycleGAN code).
+
+    A flag the test parser does not know but the training parser of the same model does (``--lambda_NCE 2``,
+    ``--n_epochs 5``) is dropped with its value; anything neither knows is kept, so it is still refused.
+    """
+    _, unknown = test_parser.parse_known_args(args)
+    if not unknown:
+        return args, []
+    _, still_unknown = train_parser.parse_known_args(unknown)
+    ignored = _subsequence_minus(unknown, still_unknown)
+    kept, pos = [], 0
+    for token in args:  # remove the ignored tokens in order: each one is a later token of args
+        if pos < len(ignored) and token == ignored[pos]:
+            pos += 1
+        else:
+            kept.append(token)
+    return kept, ignored
+
+
+def _subsequence_minus(tokens: list[str], removed: list[str]) -> list[str]:
+    """``tokens`` without the subsequence ``removed`` (both in command-line order)."""
+    out, pos = [], 0
+    for token in tokens:
+        if pos < len(removed) and token == removed[pos]:
+            pos += 1
+        else:
+            out.append(token)
+    return out
