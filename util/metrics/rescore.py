@@ -36,6 +36,7 @@ RUN_OPTIONS = {
     "gpu_ids",
     "batch_size",
     "num_threads",
+    "torch_threads",
     "serial_batches",
     "no_flip",
     "load_size",
