@@ -39,12 +39,17 @@ def find_model_class(name: str) -> type[BaseModel]:
 def create_model(opt) -> BaseModel:
     """Instantiate the model named by ``opt.model`` (networks on CPU; the trainer moves them).
 
-    Its plain convolutions take the faster CPU path unless ``--no-fast_cpu_convs`` (see
-    ``models.networks.fast_conv``); on CUDA each call falls back to cuDNN by itself.
+    Its plain convolutions take the faster CPU path unless ``--no-fast_cpu_convs``, ``--compile`` or
+    ``--channels_last`` (see ``models.networks.fast_conv``); on CUDA each call falls back to cuDNN by itself.
+    ``--compile`` / ``--channels_last`` / ``--tf32`` are applied here (``models.accelerate``).
     """
+    from models.accelerate import fast_convs_allowed, prepare_networks, set_tf32
+
     model = find_model_class(opt.model)(opt)
-    if getattr(opt, "fast_cpu_convs", False):
+    if fast_convs_allowed(opt):
         from models.networks.fast_conv import use_fast_cpu_convs
 
         use_fast_cpu_convs(model)
+    set_tf32(getattr(opt, "tf32", False))
+    prepare_networks(model.networks(), opt)
     return model

@@ -16,6 +16,7 @@ from typing import Any
 
 import data
 import models
+from util.distributed import validate_training_options
 
 from . import machine
 from .checks import check_image_size, check_length_options, check_ranges, given_options
@@ -112,6 +113,12 @@ class BaseOptions:
             "gradient: ~25%% faster steps, float32 rounding differences only; --no-fast_cpu_convs: "
             "PyTorch's own convolution (bit-identical to the official code's)",
         )
+        add_switch(g, "--compile", False, help="torch.compile each network's forward (docs/gpu.md); "
+                   "switches the CPU fast convolutions off")  # fmt: skip
+        add_switch(g, "--channels_last", False, help="channels-last memory format for the networks (faster "
+                   "convolutions on recent GPUs); switches the CPU fast convolutions off")  # fmt: skip
+        add_switch(g, "--tf32", False, help="TF32 matmuls and convolutions on CUDA (faster, ~1e-3 relative "
+                   "error); off: float32 stays exact (PyTorch's own default enables TF32 convolutions)")  # fmt: skip
         add_flag(g, "--verbose", help="print network architectures")
         add_flag(g, "--dry_run", help="build the model and data, print networks and parameter counts, exit")
         add_flag(g, "--no_progress", help="no tqdm progress bars")
@@ -221,6 +228,7 @@ class BaseOptions:
         check_length_options(model_class, opt, given_options(parser, args), parser)
         check_image_size(model_class, opt, parser)
         model_class.validate_options(opt, parser)
+        validate_training_options(opt, parser, models.find_model_class(opt.model))
         opt.freeze()
         self.parser = parser
         if save:

@@ -111,3 +111,54 @@ def test_patch_ids_drawn_on_the_device_keep_cpu_runs_identical():
     assert torch.equal(ids, torch.randperm(100)[:10])  # what the CPU-then-copy form drew
     g = torch.Generator().manual_seed(5)
     assert torch.equal(sample_patch_ids(100, 10, g, "cpu"), torch.randperm(100, generator=g.manual_seed(5))[:10])
+
+
+def _convs(model):
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_compile_compiles_each_network_in_place_without_the_cpu_fast_path(tmp_path_factory, capsys):
+    from models.networks.fast_conv import FastCPUConv2d
+
+    root = str(tmp_path_factory.getbasetemp())
+    plain = models.create_model(parse("cycle_gan", root))
+    assert any(isinstance(m, FastCPUConv2d) for m in plain.modules())  # the default swaps them in
+    model = models.create_model(parse("cycle_gan", root, "--compile"))
+    assert "--compile: the CPU fast convolutions are off" in capsys.readouterr().out
+    assert not any(isinstance(m, FastCPUConv2d) for m in model.modules())
+    for name, net in model.networks().items():
+        assert net._compiled_call_impl is not None, name
+        assert list(net.state_dict()) == list(getattr(plain, name).state_dict()), name  # checkpoints unchanged
+
+
+def test_channels_last_converts_the_networks_and_computes_the_same_step(tmp_path_factory):
+    root = str(tmp_path_factory.getbasetemp())
+    base, batch = build("cut", root, "--no-fast_cpu_convs")
+    fast, _ = build("cut", root, "--channels_last")
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in _convs(fast))
+    assert not any(type(c).__name__ == "FastCPUConv2d" for c in _convs(fast))
+    for model in (base, fast):
+        torch.manual_seed(1)  # the same patch draws
+        train_step(model, batch, 0)
+    for key, value in base.get_current_losses().items():
+        torch.testing.assert_close(fast.get_current_losses()[key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_tf32_is_off_unless_asked(tmp_path_factory):
+    root = str(tmp_path_factory.getbasetemp())
+    try:
+        models.create_model(parse("cut", root, "--tf32"))
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        models.create_model(parse("cut", root))
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+
+
+@pytest.mark.slow
+def test_compiled_training_step_runs(tmp_path_factory):
+    """A real torch.compile (inductor) step: ~2-3 minutes of compilation on one CPU core."""
+    model, batch = build("cycle_gan", str(tmp_path_factory.getbasetemp()), "--compile")
+    for step in range(2):
+        train_step(model, batch, step)
+    assert all(torch.isfinite(v) for v in model.get_current_losses().values())
