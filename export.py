@@ -9,6 +9,10 @@ generator needs more inputs (a style code, a reference image) are exported as th
 ``translate_<direction>``, image in and translated image out. Files go to
 ``checkpoints_dir/name/export/<label>_<epoch>.{pt,onnx}``.
 
+``--format official`` writes the checkpoint back in the official code base's layout instead
+(``latest_net_G_A.pth``..., U-GAT-IT's ``<dataset>_params_<step>.pt``, UNIT's ``gen_/dis_<step>.pt``, TUNIT's
+``model_<N>.ckpt``; see ``util.official_export``) to ``--out DIR`` (default ``checkpoints_dir/name/official``).
+
 Exports are made on the CPU with the networks in eval mode and checked on two random inputs (batch 2 at
 ``crop_size``, and batch 1 at a larger height to check the dynamic batch/height/width axes); the maximum
 absolute difference to PyTorch is printed, and the exit status is 1 when it exceeds ``--atol``. ONNX export
@@ -30,10 +34,12 @@ import models
 from data.image_io import DataError
 from models.networks.fast_conv import use_fast_cpu_convs
 from options import TestOptions
+from util import checkpoint as ckpt_io
 from util.checkpoint import CheckpointError
+from util.official_export import export_official
 from util.test_loop import load_for_inference
 
-FORMATS = {"onnx": ("onnx",), "torchscript": ("torchscript",), "both": ("torchscript", "onnx")}
+FORMATS = {"onnx": ("onnx",), "torchscript": ("torchscript",), "both": ("torchscript", "onnx"), "official": ()}
 
 
 class Translation(nn.Module):
@@ -198,13 +204,16 @@ def export_and_check(
 def parse(argv: list[str] | None):
     p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     p.add_argument("--format", default="both", choices=sorted(FORMATS))
-    p.add_argument("--export_dir", default="", help="default: checkpoints_dir/name/export")
+    p.add_argument(
+        "--export_dir", "--out", default="", help="default: checkpoints_dir/name/export (official: .../official)"
+    )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     p.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference to PyTorch")
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
         print(
-            "export.py options: --format {onnx,torchscript,both} --export_dir DIR --opset N --atol X\n"
+            "export.py options: --format {onnx,torchscript,both,official} --export_dir/--out DIR --opset N "
+            "--atol X\n"
             "plus every test.py option below.\n"
         )
     args, rest = p.parse_known_args(argv)
@@ -227,8 +236,27 @@ def export_model(model, opt, args: argparse.Namespace, out_dir: str) -> bool:
     return ok
 
 
+def export_official_files(opt, args: argparse.Namespace) -> int:
+    """``--format official``: our checkpoint's networks in the official file layout (util.official_export)."""
+    expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    path = ckpt_io.checkpoint_path(expr_dir, opt.epoch)
+    out_dir = args.export_dir or os.path.join(expr_dir, "official")
+    dataset = os.path.basename(os.path.normpath(opt.dataroot or "")) or opt.name
+    try:
+        if not os.path.isfile(path):
+            raise CheckpointError(f"no checkpoint {path} to export (--epoch {opt.epoch})")
+        written = export_official(ckpt_io.load_checkpoint(path), out_dir, str(opt.epoch), dataset, path)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote the official layout of {path}:\n  " + "\n  ".join(written))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args, opt = parse(argv)
+    if args.format == "official":
+        return export_official_files(opt, args)
     model = models.create_model(opt)
     try:
         source = load_for_inference(model, opt)
