@@ -26,6 +26,8 @@ from options import TrainOptions
 
 TINY = ["--gpu_ids", "-1", "--ch", "4", "--img_size", "96", "--light", "True", "--display_id", "0",
         "--num_threads", "0", "--no_progress"]  # fmt: skip
+# Discriminators shallow enough for 32 px data tests (the 7-layer global D needs 96 px)
+SMALL_D = ["--n_global_dis", "5", "--n_local_dis", "3"]
 
 
 def noise(seed: int, mean, std, shape=(48, 64)) -> np.ndarray:
@@ -128,7 +130,7 @@ def colour_root(tmp_path_factory):
 
 
 def dataset(root: str, *extra: str, model: str = "ugatit_enhanced"):
-    opt = TrainOptions().parse(["--model", model, *TINY, "--img_size", "32", "--dataroot", root, *extra],
+    opt = TrainOptions().parse(["--model", model, *TINY, "--img_size", "32", "--dataroot", root, *SMALL_D, *extra],
                                save=False)  # fmt: skip
     return create_dataset(opt)
 

@@ -19,6 +19,8 @@ from util.checkpoint import CheckpointError
 TINY = ["--gpu_ids", "-1", "--ch", "4", "--img_size", "96", "--light", "True", "--display_id", "0",
         "--num_threads", "0", "--no_progress"]  # fmt: skip
 TEST_TINY = [a for i, a in enumerate(TINY) if "--display_id" not in TINY[max(i - 1, 0) : i + 1]]
+# Discriminators shallow enough for 32 px data tests (the 7-layer global D needs 96 px)
+SMALL_D = ["--n_global_dis", "5", "--n_local_dis", "3"]
 G_NAMES = ("genA2B", "genB2A")
 D_NAMES = ("disGA", "disGB", "disLA", "disLB")
 
@@ -330,7 +332,7 @@ def test_mask_follows_flip_and_crop(tmp_path):
             Image.fromarray(np.stack([arr] * 3, -1)).save(root / sub / f"{i}.png")
             Image.fromarray(arr).save(tmp_path / "masks" / sub / f"{i}.png")
     opt = TrainOptions().parse(["--model", "ugatit", *TINY, "--img_size", "32", "--dataroot", str(root),
-                                "--mask_dir", str(tmp_path / "masks")], save=False)  # fmt: skip
+                                "--mask_dir", str(tmp_path / "masks"), *SMALL_D], save=False)  # fmt: skip
     from data import create_dataset
 
     ds = create_dataset(opt)
