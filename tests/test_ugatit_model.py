@@ -147,7 +147,7 @@ def test_fast_path_equals_official_path(fast_and_official):
             # Adam's first step is ~lr·sign(grad): a few entries whose grad is ~0 may move differently.
             close = torch.isclose(fast_state[key], value, rtol=1e-5, atol=1e-6)
             assert close.float().mean() > 0.999, (name, key)
-    assert not torch.equal(fast.fake_A2B, official.fake_A2B)  # really the other code path
+    # Really the other code path (whether its outputs round alike is the CPU's business, not asserted):
     assert fast.optimizers["D"].defaults["fused"] and not official.optimizers["D"].defaults["fused"]
     assert fast.genA2B.UpBlock1_1.norm1.fused and not official.genA2B.UpBlock1_1.norm1.fused
     assert fast.disGA.fused_sn and not official.disGA.fused_sn
@@ -216,9 +216,10 @@ def test_fast_d_changes_the_numbers():
     step(official, batch())
     step(fast, batch())
     a, b = official.get_current_losses(), fast.get_current_losses()
-    # one power iteration for real+fake instead of one each, and none in the eval-mode G step
-    assert not torch.equal(a["D_ad_loss_GA"], b["D_ad_loss_GA"])
-    assert not torch.equal(a["G_ad_loss_GA"], b["G_ad_loss_GA"])
+    # One power iteration for real+fake instead of one each (the D loss moves by rounding only, ~2e-7: not
+    # asserted), and none in the eval-mode G step: the G loss moves by ~7e-4, far above float32 rounding.
+    g_a, g_b = float(a["G_ad_loss_GA"]), float(b["G_ad_loss_GA"])
+    assert abs(g_a - g_b) > 1e-5 * abs(g_a)
 
 
 # ---------------------------------------------------------------------------------------------------------

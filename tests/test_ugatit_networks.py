@@ -480,7 +480,11 @@ def _grads(out: torch.Tensor, inputs: list[torch.Tensor], seed: int = 0) -> list
 
 
 @pytest.mark.parametrize("unbiased", [True, False])
-def test_fused_adailn_and_iln_match_official_ops(unbiased):
+def test_fused_adailn_and_iln_match_official_ops(unbiased, monkeypatch):
+    import models.networks.adaptive_norms as norms
+
+    fused_calls, fused_op = [], norms.fused_instance_layer_norm
+    monkeypatch.setattr(norms, "fused_instance_layer_norm", lambda *a: fused_calls.append(1) or fused_op(*a))
     torch.manual_seed(11)
     x = (torch.randn(2, 8, 12, 10) * 2 + 0.5).requires_grad_()
     gamma, beta = torch.randn(2, 8, requires_grad=True), torch.randn(2, 8, requires_grad=True)
@@ -495,7 +499,7 @@ def test_fused_adailn_and_iln_match_official_ops(unbiased):
     for a, b, extra in ((ref, fused, [gamma, beta]), (iln_ref, iln_fused, [])):
         out_a = a(x, gamma, beta) if extra else a(x)
         out_b = b(x, gamma, beta) if extra else b(x)
-        assert not torch.equal(out_a, out_b)  # a different computation, not the same ops
+        assert len(fused_calls) == 1 and fused_calls.pop()  # b ran the fused op (a did not)
         torch.testing.assert_close(out_b, out_a, rtol=1e-5, atol=1e-5)
         params = [x, b.rho, *extra, *([b.gamma, b.beta] if not extra else [])]
         params_a = [x, a.rho, *extra, *([a.gamma, a.beta] if not extra else [])]
@@ -555,7 +559,8 @@ def test_fused_sn_groups_equal_separate_official_calls(n_layers, cam_weight):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
     for (name, a), b in zip(ref.named_buffers(), fused.buffers()):
         assert torch.equal(a, b), name  # two power iterations, bit for bit
-    assert not torch.equal(out_real[0], halves[0][0])  # float rounding differs: not the same ops
+    # (The fused call is other ops than the reference's, whose D refuses sn_groups: see the next test. Its
+    # outputs may or may not round alike, depending on the CPU's kernels: nothing is asserted about that.)
 
 
 def test_fused_sn_frozen_and_eval_calls():
