@@ -189,8 +189,31 @@ def test_cli_errors_are_one_line(server, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error: cannot reach 127.0.0.1")
     assert not (tmp_path / "ck" / "horse2zebra").exists()
-    assert zoo.main(["get", "tunit_afhq_cat_128"]) == 1
-    assert "--file PATH" in capsys.readouterr().err
+    assert zoo.main(["get", "tunit_afhq_cat_128", "--dir", str(tmp_path / "ck")]) == 1
+    assert "--file PATH" in capsys.readouterr().err and not (tmp_path / "ck" / "tunit_afhq_cat_128").exists()
     assert zoo.main(["list"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in REGISTRY)
+
+
+def test_hand_downloaded_unit_file_is_imported(tmp_path, monkeypatch, capsys):
+    """Drive-hosted models: get --file imports the official file (UNIT: {'a': gen_a, 'b': gen_b})."""
+    import models
+    from options import TestOptions
+
+    tiny = ("--model", "unit", "--ngf", "8", "--n_downsample", "2", "--n_res", "1", "--load_size", "64",
+            "--crop_size", "64")  # fmt: skip
+    opt = TestOptions().parse([*tiny, "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path)], save=False)
+    net = models.create_model(opt)
+    official = tmp_path / "unit_gta2city.pt"
+    torch.save({"a": net.gen_a.state_dict(), "b": net.gen_b.state_dict()}, official)
+    monkeypatch.setitem(
+        zoo.REGISTRY, "unit_gta2city", dataclasses.replace(REGISTRY["unit_gta2city"], test_args=tiny)
+    )
+    assert zoo.main(["get", "unit_gta2city", "--dir", str(tmp_path / "ck"), "--file", str(official)]) == 0
+    record = zoo.json_record(tmp_path / "ck" / "unit_gta2city")
+    assert record["test_args"][-2:] == [
+        "--official_checkpoint",
+        str(tmp_path / "ck" / "unit_gta2city" / "unit_gta2city.pt"),
+    ]
+    assert run_test_script(tmp_path, "unit_gta2city", capsys) == ["AtoB", "BtoA"]

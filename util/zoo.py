@@ -132,13 +132,13 @@ def extract_member(archive: str, suffix: str, dest: str) -> None:
     os.replace(dest + ".tmp", dest)
 
 
-def check_loads(entry: ZooModel, root: str) -> None:
+def check_loads(entry: ZooModel, root: str, args: list[str]) -> None:
     """Build the model test.py will build and load the official file into it: a truncated or foreign file
     fails here, with one line, rather than at the user's first test."""
     import models
     from options import TestOptions
 
-    argv = [*entry.test_args, "--name", entry.name, "--checkpoints_dir", root, "--gpu_ids", "-1"]
+    argv = [*args, "--name", entry.name, "--checkpoints_dir", root, "--gpu_ids", "-1"]
     opt = TestOptions().parse(argv, save=False)
     model = models.create_model(opt)
     try:
@@ -176,7 +176,6 @@ def get(name: str, root: str = "checkpoints", file: str | None = None, progress:
         verify_recorded(expr_dir, record)
         print(f"{name} is already installed in {expr_dir} (checksum verified)")
         return command(name, record["test_args"])
-    os.makedirs(expr_dir, exist_ok=True)
     if entry.manual:
         if not file:
             raise ZooError(
@@ -185,23 +184,25 @@ def get(name: str, root: str = "checkpoints", file: str | None = None, progress:
             )
         if not os.path.isfile(file):
             raise ZooError(f"--file {file}: no such file")
+        os.makedirs(expr_dir, exist_ok=True)
         target = manual_target(entry, file)
         shutil.copyfile(file, os.path.join(expr_dir, target))
         size, digest = os.path.getsize(file), sha256_of(file)
     else:
         target = entry.file
+        os.makedirs(expr_dir, exist_ok=True)
         try:
             size, digest = fetch(entry, root, os.path.join(expr_dir, target), progress)
         except ZooError:
             if not os.listdir(expr_dir):  # leave no empty experiment folder behind
                 os.rmdir(expr_dir)
             raise
+    args = test_args(entry, root, target)
     try:
-        check_loads(entry, root)
+        check_loads(entry, root, args)
     except ZooError:
         os.remove(os.path.join(expr_dir, target))
         raise
-    args = test_args(entry, root, target)
     record = {"name": name, "method": entry.method, "url": entry.url, "source": entry.source, "file": target,
               "size": size, "sha256": digest, "test_args": args}  # fmt: skip
     with open(record_path, "w") as f:
