@@ -18,8 +18,11 @@ from models.networks.ugatit import Discriminator
 from util.runtime import Runtime
 
 BF16 = torch.autocast("cpu", dtype=torch.bfloat16)
-#: CPU fp16 kernels are slow: LiSS's 96 px fp16 steps take ~12 s on one core.
-SLOW = {("liss", "fp16")}
+#: Left to ``-m slow`` to keep the default run short: LiSS's 96 px fp16 steps (CPU fp16 kernels are slow,
+#: ~12 s on one core), U-GAT-IT full (light has the same layers but the MLP's input), and fp16 runs whose
+#: layers another fp16 case already covers (CycleGAN/FastCUT/UNIT-lsgan by CUT/SRUNIT/UNIT-nsgan).
+SLOW = {("liss", "fp16"), ("ugatit_full", "bf16"), ("ugatit_full", "fp16"), ("ugatit_enhanced", "fp16"),
+        ("cycle_gan", "fp16"), ("fastcut", "fp16"), ("unit", "fp16")}  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,9 @@ def test_counter_accepts_device_work_host_coins_and_optimiser_internals():
     assert c.total == 0, c.report()
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=[pytest.mark.slow] if c == "ugatit_full" else []) for c in CASES]
+)  # U-GAT-IT full has light's layers but the MLP's input: -m slow
 def test_training_step_has_no_host_sync(case, tmp_path_factory):
     extra = ["--D_rotation"] if case == "liss" else []  # covers the rotation-order draw too
     model, batch = build(case, str(tmp_path_factory.getbasetemp()), "--no-fast_cpu_convs", *extra)
