@@ -62,6 +62,46 @@ def create_dataset(opt: Any, **kwargs: Any) -> BaseDataset:
     return find_dataset_class(opt.dataset_mode)(opt, **kwargs)
 
 
+class _EpochItems(torch.utils.data.Dataset):
+    """The dataset, indexed by (epoch, index): persistent workers learn the epoch from every index they get."""
+
+    def __init__(self, dataset: BaseDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        if getattr(self.dataset, "epoch", epoch) != epoch:  # a kept worker's copy is from an earlier epoch
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+    def __getattr__(self, name: str):
+        if "dataset" not in self.__dict__:  # while unpickling in a spawned worker
+            raise AttributeError(name)
+        return getattr(self.__dict__["dataset"], name)
+
+
+class _EpochIndices(torch.utils.data.Sampler):
+    """An :class:`EpochSampler` whose indices carry the epoch (for :class:`_EpochItems`)."""
+
+    def __init__(self, sampler: EpochSampler) -> None:
+        self.sampler = sampler
+
+    def __iter__(self):
+        epoch = self.sampler.epoch
+        return ((epoch, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __getattr__(self, name: str):
+        if "sampler" not in self.__dict__:  # while unpickling in a spawned worker
+            raise AttributeError(name)
+        return getattr(self.__dict__["sampler"], name)
+
+
 def create_dataloader(
     dataset: BaseDataset,
     opt: Any,
@@ -71,25 +111,29 @@ def create_dataloader(
     rank: int = 0,
     world_size: int = 1,
     drop_last: bool = False,
+    device: torch.device | None = None,
 ) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` driven by an :class:`EpochSampler` (``loader.sampler``).
 
     ``drop_last`` drops this rank's last incomplete batch (CUT-repo training); ranks always get equal shares.
-    Workers are not persistent, so the dataset's epoch (set in the main process) reaches them every epoch.
+    Worker processes are kept from one epoch to the next (no start-up cost per epoch); the epoch, set in the
+    main process, reaches them with every index. Batches go to pinned memory when ``device`` is a GPU (an
+    asynchronous copy; pinning for a CPU run would only cost time).
     The loader gets its own generator: otherwise each new iterator draws its worker base seed from torch's
     global generator, which would make the model's random stream depend on the data loading.
     """
     sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=opt.seed, rank=rank, world_size=world_size)
     generator = torch.Generator()
     generator.manual_seed(int(opt.seed) % (1 << 63))
+    workers = int(opt.num_threads)
     return torch.utils.data.DataLoader(
-        dataset,
+        _EpochItems(dataset),
         batch_size=batch_size,
-        sampler=sampler,
-        num_workers=int(opt.num_threads),
-        pin_memory=torch.cuda.is_available(),
+        sampler=_EpochIndices(sampler),
+        num_workers=workers,
+        pin_memory=device is not None and device.type == "cuda",
         drop_last=drop_last,
-        persistent_workers=False,
+        persistent_workers=workers > 0,
         generator=generator,
     )
 

@@ -80,6 +80,13 @@ class BaseModel(nn.Module, ABC):
         """The architecture options of a checkpoint's saved training options, as this model's test options."""
         return {k: saved[k] for k in cls.architecture_options if k in saved}
 
+    @classmethod
+    def grad_accum_blocker(cls, opt) -> str:
+        """Why ``--grad_accum > 1`` would not equal a larger batch for this configuration ("" if it would)."""
+        if getattr(opt, "norm", "") == "batch":
+            return "--norm batch normalises with the statistics of each micro-batch"
+        return ""
+
     # ------------------------------------------------------------------ the contract
     @abstractmethod
     def set_input(self, batch: dict) -> None:
@@ -140,9 +147,14 @@ class BaseModel(nn.Module, ABC):
     def backward_and_step(
         self, loss: torch.Tensor, *names: str, retain_graph: bool = False, free_grads: bool = False
     ) -> None:
-        """Zero the named optimisers' gradients, backpropagate ``loss`` and step them (see ``step``)."""
+        """Zero the named optimisers' gradients, backpropagate ``loss`` and step them (see ``step``).
+
+        The gradients of these optimisers are final after this backward, so under torchrun their all-reduce
+        starts while the backward still runs (``util.grad_reduce``).
+        """
         self.zero_grad(*names)
-        self.backward(loss, retain_graph=retain_graph)
+        final = [self.optimizers[n] for n in names]
+        self.runtime.backward(loss, retain_graph=retain_graph, final_for=final)
         self.step(*names, free_grads=free_grads)
 
     @staticmethod

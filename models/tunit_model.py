@@ -46,6 +46,7 @@ from models.tunit_support import (
     style_images,
 )
 from util.checkpoint import load_file
+from util.distributed import all_gather_cat
 
 
 class TunitModel(BaseModel):
@@ -67,6 +68,10 @@ class TunitModel(BaseModel):
         errors = option_errors(opt)
         if errors:
             parser.error(errors[0])
+
+    @classmethod
+    def grad_accum_blocker(cls, opt) -> str:
+        return "TUNIT steps C twice per iteration and its losses use whole-batch statistics (BatchNorm, IIC)"
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -166,12 +171,12 @@ class TunitModel(BaseModel):
             self.netG_ema.load_state_dict(self.netG.state_dict())  # main.py: G_EMA := G at ema_start
         if len(self.queue) == 0:
             with torch.no_grad():  # C_ema in train mode, as initialize_queue (moves its BN statistics)
-                self.queue0 = self.netC_ema.moco(self.batch["A_tf"]).detach()
+                self.queue0 = all_gather_cat(self.netC_ema.moco(self.batch["A_tf"]).detach())
             self.queue.reset(self.queue0)
         labelled = s.labelled(t)
         x_org, x_tf, y = self._views(labelled)
         perm = self.batch.get("ref_idx")  # tests inject the reference permutation
-        perm = torch.randperm(x_org.size(0)).to(x_org.device) if perm is None else perm
+        perm = torch.randperm(x_org.size(0), device=x_org.device) if perm is None else perm
         self.x_org, self.x_tf, self.x_ref = x_org, x_tf, x_org[perm]
         self.x_fake = self.x_rec = None
         gan = t >= s.gan_start
@@ -184,7 +189,7 @@ class TunitModel(BaseModel):
                 self._gan_official(y_org, perm)
             else:
                 self._gan_fast(y_org, perm)
-        self.queue.push(k)
+        self.queue.push(all_gather_cat(k))  # under torchrun the keys of every process, in rank order (MoCo)
 
     def _c_step(self, x_org, x_tf, y, labelled: bool, gan: bool):
         opt, net = self.opt, self.netC

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from util import checkpoint as ckpt_io
+from util.distributed import barrier
 from util.nonfinite import NonFiniteLossError
 
 
@@ -77,6 +78,8 @@ class CheckpointingMixin:
         per_rank = gather_to_main(to_cpu(mine), self.dist.world_size) if collective else None
         if not self.dist.is_main:
             self.last_good = (ckpt_io.checkpoint_path(self.expr_dir, labels[0]), self.global_step)
+            if collective:  # wait until the file exists: a stop right after must not lose it
+                barrier(self.dist, "rank 0 wrote a checkpoint")
             return
         state = self.state()
         if per_rank is not None:
@@ -92,6 +95,8 @@ class CheckpointingMixin:
         removed = ckpt_io.prune_numbered(self.expr_dir, getattr(self.opt, "keep_last", 0))
         if removed:
             print(f"--keep_last {self.opt.keep_last}: removed {', '.join(removed)}")
+        if collective:
+            barrier(self.dist, "rank 0 wrote a checkpoint")
 
     def refuse_non_finite_state(self, model_state: dict, all_reduce: bool) -> None:
         """Never write a poisoned checkpoint: weights, optimiser and model state must all be finite."""
