@@ -113,16 +113,18 @@ def list_images(folder: str, *, recursive: bool = False, what: str = "images") -
 
 
 def _walk_once(folder: str):
-    """``os.walk`` following folder links, each real folder once: a link back up (a loop) is skipped with a warning."""
+    """``os.walk`` following folder links, each real folder once; a link back up (a loop) is skipped with a warning.
+
+    A link to an enclosing folder would otherwise be walked until the path length limit (one class counted
+    dozens of times) or pull in the images of sibling folders.
+    """
     seen = {os.path.realpath(folder)}
     for dirpath, dirnames, names in os.walk(folder, followlinks=True):
-        kept = []
+        here, kept = os.path.realpath(dirpath), []
         for name in sorted(dirnames):
             real = os.path.realpath(os.path.join(dirpath, name))
-            if real in seen:
-                print(
-                    f"warning: {os.path.join(dirpath, name)} leads to {real}, which is already read; skipped"
-                )
+            if real in seen or os.path.commonpath([real, here]) == real:
+                print(f"warning: {os.path.join(dirpath, name)} leads back to {real} (a link loop); skipped")
                 continue
             seen.add(real)
             kept.append(name)
