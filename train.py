@@ -14,6 +14,7 @@ from data.image_io import DataError
 from options import TrainOptions
 from options.machine import apply_torch_threads
 from util.checkpoint import CheckpointError, remove_orphan_temps
+from util.distributed import PeerLostError
 from util.run_lock import RunLock, RunLockedError
 from util.trainer import NonFiniteLossError, Trainer, TrainingAborted, TrainingInterrupted
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingAborted as exc:
         print(exc, file=sys.stderr)
         return 128 + exc.signum
-    except (NonFiniteLossError, CheckpointError, DataError, RunLockedError) as exc:
+    except (NonFiniteLossError, CheckpointError, DataError, RunLockedError, PeerLostError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a full disk or a read-only folder while writing logs or images
