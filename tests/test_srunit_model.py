@@ -299,4 +299,4 @@ def test_official_path_translates_A_and_B_in_two_batch1_passes(train_args, split
         for got, a, b in zip(model.feats_real, *expected):
             torch.testing.assert_close(got, torch.cat((a, b)))
     model.optimize_parameters()
-    assert torch.isfinite(model.loss_G) and float(model.loss_reg) > 0
+    assert torch.isfinite(model.loss_G) and float(model.loss_reg.detach()) > 0
