@@ -8,6 +8,8 @@ must never reach ``torch.compile`` (a graph needs PyTorch's own convolution) and
 
 from __future__ import annotations
 
+import types
+
 import torch
 from torch import nn
 
@@ -38,10 +40,21 @@ def set_tf32(enabled: bool) -> None:
 def prepare_networks(networks: dict[str, nn.Module], opt) -> None:
     """``--channels_last`` converts every network's 4-D weights (convolutions then produce channels-last
     activations from NCHW inputs); ``--compile`` compiles each network's ``forward`` in place
-    (``nn.Module.compile``: parameter names and checkpoints stay as they are; other methods a model calls,
-    such as ``encode``, run eagerly)."""
+    (``nn.Module.compile``: parameter names and checkpoints stay as they are) and what the network lists in
+    ``compile_methods``: the methods and submodules a model calls instead of ``forward`` (CUT's ``encode``,
+    UNIT's ``encode``/``decode``, TUNIT's ``decode``, ``cnt_encoder`` and ``trunk``)."""
     for net in networks.values():
         if getattr(opt, "channels_last", False):
             net.to(memory_format=torch.channels_last)
         if getattr(opt, "compile", False):
-            net.compile()
+            compile_network(net)
+
+
+def compile_network(net: nn.Module) -> None:
+    net.compile()
+    for name in getattr(net, "compile_methods", ()):
+        target = getattr(net, name)
+        if isinstance(target, nn.Module):
+            target.compile()
+        else:  # a bound method of this instance (a deepcopy, such as an EMA copy, rebinds it to the copy)
+            setattr(net, name, types.MethodType(torch.compile(getattr(type(net), name)), net))

@@ -131,6 +131,9 @@ def test_compile_compiles_each_network_in_place_without_the_cpu_fast_path(tmp_pa
     for name, net in model.networks().items():
         assert net._compiled_call_impl is not None, name
         assert list(net.state_dict()) == list(getattr(plain, name).state_dict()), name  # checkpoints unchanged
+    cut = models.create_model(parse("cut", root, "--compile"))
+    encode = cut.netG.encode  # CUT trains G through encode: compiled too, bound to this network
+    assert encode.__self__ is cut.netG and encode.__func__ is not type(cut.netG).encode
 
 
 def test_channels_last_converts_the_networks_and_computes_the_same_step(tmp_path_factory):
@@ -164,3 +167,25 @@ def test_compiled_training_step_runs(tmp_path_factory):
     for step in range(2):
         train_step(model, batch, step)
     assert all(torch.isfinite(v) for v in model.get_current_losses().values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["cut", "unit", "tunit_gan"])
+def test_compiled_methods_give_the_eager_step(case, tmp_path_factory, monkeypatch):
+    """--compile's graphs (dynamo with its eager backend: the capture, not inductor's code generation) give
+    the same losses as the eager step, ``compile_methods`` included (CUT's encode, UNIT's encode/decode,
+    TUNIT's decode, cnt_encoder and trunk)."""
+    import functools
+
+    compile_fn, module_compile = torch.compile, torch.nn.Module.compile
+    monkeypatch.setattr(torch, "compile", functools.partial(compile_fn, backend="eager"))
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self: module_compile(self, backend="eager"))
+    losses = []
+    for flag in ("--no-fast_cpu_convs", "--compile"):
+        model, batch = build(case, str(tmp_path_factory.getbasetemp()), flag)
+        torch.manual_seed(5)
+        for step in range(2):
+            train_step(model, batch, step)
+        losses.append(model.get_current_losses())
+    for key, value in losses[0].items():
+        torch.testing.assert_close(losses[1][key], value, rtol=1e-5, atol=1e-6)

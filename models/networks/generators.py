@@ -23,6 +23,9 @@ class ResnetGenerator(nn.Module):
     (``model.<i>...``) carry over.
     """
 
+    #: what ``--compile`` compiles besides ``forward``: CUT's training step runs G through ``encode``
+    compile_methods = ("encode",)
+
     def __init__(
         self,
         in_ch: int = 3,

@@ -306,6 +306,9 @@ class Generator(nn.Module):
         n_mlp_blocks: Linear layers of the style MLP (official 3).
     """
 
+    #: what ``--compile`` compiles besides ``forward``: the model calls these directly
+    compile_methods = ("cnt_encoder", "decode")
+
     def __init__(
         self,
         img_size: int = 128,
@@ -438,6 +441,9 @@ class GuidingNet(nn.Module):
         output_k: number of clusters K (``disc`` head).
         widths: trunk configuration (numbers = conv widths, "M" = max-pool); default VGG11.
     """
+
+    #: what ``--compile`` compiles besides ``forward``: ``moco`` and ``iic`` run the trunk, then one Linear
+    compile_methods = ("trunk",)
 
     def __init__(
         self, sty_dim: int = 128, output_k: int = 10, widths: Sequence[int | str] = VGG11_WIDTHS

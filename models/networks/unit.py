@@ -337,6 +337,9 @@ class VAEGen(nn.Module):
     need the official draws pass ``noise`` explicitly.
     """
 
+    #: what ``--compile`` compiles besides ``forward``: the model calls these directly
+    compile_methods = ("encode", "decode")
+
     def __init__(
         self,
         input_dim: int = 3,
