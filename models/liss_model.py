@@ -282,11 +282,12 @@ class LiSSModel(ScheduleMixin, CycleGANModel):
         D_X's rotation head sees domain-X images although its GAN head judges the other domain (official).
         """
         netD, fake = getattr(self, f"netD_{X}"), getattr(self, f"fake_{X}")
-        perms = [torch.randperm(4) for _ in range(len(self.real_A))]
-        views = torch.cat(
-            [torch.rot90(fake[i : i + 1], int(k), (-2, -1)) for i, p in enumerate(perms) for k in p]
-        )
-        loss_fake = self.rotation_ce(netD, views, torch.cat(perms).to(fake.device))
+        n = len(self.real_A)
+        # Turn orders drawn on the device and applied by a gather of the 4 turns: no host read, no copy.
+        perms = torch.stack([torch.randperm(4, device=fake.device) for _ in range(n)])
+        turns = torch.stack([torch.rot90(fake, k, (-2, -1)) for k in range(4)], 1)  # B x 4 x C x H x W
+        views = turns[torch.arange(n, device=fake.device).unsqueeze(1), perms].flatten(0, 1)
+        loss_fake = self.rotation_ce(netD, views, perms.flatten())
         loss_real = self.rotation_ce(
             netD, getattr(self, f"rotation_{X}"), getattr(self, f"rotation_target_{X}")
         )
@@ -308,10 +309,10 @@ class LiSSModel(ScheduleMixin, CycleGANModel):
         real, target = getattr(self, f"rotation_{X}"), getattr(self, f"rotation_target_{X}")
         fake, views, targets = getattr(self, f"fake_{X}"), [], []
         for i in range(len(fake)):
-            at = int(torch.randint(0, 5, (1,)))
+            at = int(torch.randint(0, 5, (1,), device="cpu"))  # a host draw: it slices Python-side
             r, t = real[4 * i : 4 * i + 4], target[4 * i : 4 * i + 4]
             views.append(torch.cat([r[:at], fake[i : i + 1], r[at:]]))
-            targets.append(torch.cat([t[:at], t.new_tensor([4]), t[at:]]))
+            targets.append(torch.cat([t[:at], t.new_full((1,), 4), t[at:]]))
         return self.rotation_ce(getattr(self, f"netD_{X}"), torch.cat(views).detach(), torch.cat(targets))
 
     def optimize_D(self) -> None:
