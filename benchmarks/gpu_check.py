@@ -102,7 +102,9 @@ def worker(args: argparse.Namespace) -> int:
         try:
             row = {"status": "ok", **run_case(args.worker, precision, args)}
         except Exception as exc:  # a row says what failed; the other rows still run
-            row = {"status": f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"}
+            row = {
+                "status": f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+            }
         print(RESULT + json.dumps({"case": args.worker, "precision": precision, **row}), flush=True)
     return 0
 
@@ -146,7 +148,11 @@ def ddp_check(args: argparse.Namespace, cap: float) -> str:
     import torch
 
     on_gpus = not args.cpu and torch.cuda.is_available() and torch.cuda.device_count() >= 2
-    where = "2 GPUs, NCCL" if on_gpus else "CPU, gloo" + ("" if args.cpu else f" ({torch.cuda.device_count()} GPU visible)")
+    where = (
+        "2 GPUs, NCCL"
+        if on_gpus
+        else "CPU, gloo" + ("" if args.cpu else f" ({torch.cuda.device_count()} GPU visible)")
+    )
     tiny = args.tiny or not on_gpus  # on the CPU the check needs no real size: it compares the ranks
     with tempfile.TemporaryDirectory() as tmp:
         argv = [*case_args("cut", tiny), "--gpu_ids", "0" if on_gpus else "-1", "--dataroot",
@@ -165,7 +171,9 @@ def ddp_check(args: argparse.Namespace, cap: float) -> str:
         lines = (proc.stdout + proc.stderr).strip().splitlines()
         return f"2-process check ({where}): error: {lines[-1][:160] if lines else proc.returncode}"
     result = json.loads(found[0][len(RESULT) :])
-    verdict = "identical" if result["max_abs_diff"] == 0 else f"DIFFER (max |diff| {result['max_abs_diff']:.3g})"
+    verdict = (
+        "identical" if result["max_abs_diff"] == 0 else f"DIFFER (max |diff| {result['max_abs_diff']:.3g})"
+    )
     return f"2-process check ({where}): {result['tensors']} parameters and buffers after {result['steps']} steps: {verdict}"
 
 
@@ -186,7 +194,9 @@ def ddp_worker(train_argv: list[str], steps: int = 3) -> int:
             done += 1
             if done == steps:
                 break
-    state = [t.detach().float().reshape(-1) for t in trainer.model.state_dict().values() if t.is_floating_point()]
+    state = [
+        t.detach().float().reshape(-1) for t in trainer.model.state_dict().values() if t.is_floating_point()
+    ]
     flat = torch.cat(state).to(trainer.device)
     reference = flat.clone()
     dist.broadcast(reference, 0)
@@ -213,17 +223,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      allow_abbrev=False)  # fmt: skip
     parser.add_argument("--cpu", action="store_true", help="run on the CPU (no CUDA needed)")
     parser.add_argument("--tiny", action="store_true", help="the smallest sizes (seconds per model on a CPU)")
-    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated names from benchmarks/model_cases.py")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help="comma-separated names from benchmarks/model_cases.py"
+    )
     parser.add_argument("--precisions", default="", help=f"comma-separated from {', '.join(PRECISIONS)} "
                         "(default: all on CUDA, the eager ones with --cpu)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens here)")
-    parser.add_argument("--case_cap", type=float, default=60.0, help="seconds per case for its eager precisions")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps first (compilation happens here)"
+    )
+    parser.add_argument(
+        "--case_cap", type=float, default=60.0, help="seconds per case for its eager precisions"
+    )
     parser.add_argument("--compile_cap", type=float, default=75.0, help="seconds per compiled configuration")
     parser.add_argument("--budget", type=float, default=420.0, help="seconds for everything (8 minutes: 480)")
     parser.add_argument("--no-ddp", dest="ddp", action="store_false", help="skip the 2-process check")
     parser.add_argument("--markdown", default="", help="also write the table (Markdown) to this file")
-    parser.add_argument("--data_root", default="", help="where the synthetic datasets go (default: a temp dir)")
+    parser.add_argument(
+        "--data_root", default="", help="where the synthetic datasets go (default: a temp dir)"
+    )
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     parser.add_argument("--ddp_worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

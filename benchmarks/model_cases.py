@@ -33,12 +33,17 @@ CASES: dict[str, Case] = {
     "liss": Case(("--model", "liss"), "depths", ("--jigsaw_size", "84"), 96),
     "ugatit_full": Case(("--model", "ugatit", "--light", "False"), tiny=_UGATIT_TINY, tiny_size=96),
     "ugatit_light": Case(("--model", "ugatit", "--light", "True"), tiny=_UGATIT_TINY, tiny_size=96),
-    "ugatit_enhanced": Case(("--model", "ugatit_enhanced", "--light", "True"), tiny=_UGATIT_TINY, tiny_size=96),
+    "ugatit_enhanced": Case(
+        ("--model", "ugatit_enhanced", "--light", "True"), tiny=_UGATIT_TINY, tiny_size=96
+    ),
     "unit": Case(("--model", "unit"), tiny=("--num_scales", "2")),
     "unit_nsgan": Case(("--model", "unit", "--gan_type", "nsgan"), tiny=("--num_scales", "2")),
     "tunit": Case(("--model", "tunit", *_TUNIT_REAL), "class_folder", _TUNIT_TINY),
-    "tunit_gan": Case(("--model", "tunit", *_TUNIT_REAL, "--tunit_gan_start", "0", "--tunit_ema_start", "0"),
-                      "class_folder", _TUNIT_TINY),  # fmt: skip
+    "tunit_gan": Case(
+        ("--model", "tunit", *_TUNIT_REAL, "--tunit_gan_start", "0", "--tunit_ema_start", "0"),
+        "class_folder",
+        _TUNIT_TINY,
+    ),  # fmt: skip
 }
 #: What every tiny run adds: narrow networks, no display, no workers, data in order.
 TINY_COMMON = ("--ngf", "8", "--ndf", "8", "--display_id", "0", "--num_threads", "0", "--no_progress",

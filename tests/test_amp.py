@@ -27,7 +27,11 @@ SLOW = {("liss", "fp16"), ("ugatit_full", "bf16"), ("ugatit_full", "fp16"), ("ug
 
 @pytest.mark.parametrize(
     "case,amp",
-    [pytest.param(c, a, marks=[pytest.mark.slow] if (c, a) in SLOW else []) for a in ("bf16", "fp16") for c in CASES],
+    [
+        pytest.param(c, a, marks=[pytest.mark.slow] if (c, a) in SLOW else [])
+        for a in ("bf16", "fp16")
+        for c in CASES
+    ],
 )
 def test_amp_steps_are_finite(case, amp, tmp_path_factory):
     model, batch = build(case, str(tmp_path_factory.getbasetemp()), "--amp", amp, "--no-fast_cpu_convs")

@@ -82,7 +82,9 @@ def test_training_step_has_no_host_sync(case, tmp_path_factory):
 def test_enhanced_ugatit_mask_options_have_no_host_sync(tmp_path_factory):
     flags = ["--has_blur", "--tv_loss", "--seg_fix_weight", "5", "--seg_D_mask", "--seg_G_detach",
              "--seg_D_cam_fea_mask", "--seg_D_cam_inp_mask", "--attention_gan", "2", "--mask_dir", "unused"]  # fmt: skip
-    model = models.create_model(parse("ugatit_enhanced", str(tmp_path_factory.getbasetemp()), *flags, "--no-fast_cpu_convs"))
+    model = models.create_model(
+        parse("ugatit_enhanced", str(tmp_path_factory.getbasetemp()), *flags, "--no-fast_cpu_convs")
+    )
     model.setup()
     batch = {"A": torch.rand(1, 3, 96, 96) * 2 - 1, "B": torch.rand(1, 3, 96, 96) * 2 - 1}
     mask = torch.zeros_like(batch["A"][:, :1])
@@ -112,7 +114,9 @@ def test_patch_ids_drawn_on_the_device_keep_cpu_runs_identical():
     torch.manual_seed(3)
     assert torch.equal(ids, torch.randperm(100)[:10])  # what the CPU-then-copy form drew
     g = torch.Generator().manual_seed(5)
-    assert torch.equal(sample_patch_ids(100, 10, g, "cpu"), torch.randperm(100, generator=g.manual_seed(5))[:10])
+    assert torch.equal(
+        sample_patch_ids(100, 10, g, "cpu"), torch.randperm(100, generator=g.manual_seed(5))[:10]
+    )
 
 
 def _convs(model):
@@ -130,7 +134,9 @@ def test_compile_compiles_each_network_in_place_without_the_cpu_fast_path(tmp_pa
     assert not any(isinstance(m, FastCPUConv2d) for m in model.modules())
     for name, net in model.networks().items():
         assert net._compiled_call_impl is not None, name
-        assert list(net.state_dict()) == list(getattr(plain, name).state_dict()), name  # checkpoints unchanged
+        assert list(net.state_dict()) == list(getattr(plain, name).state_dict()), (
+            name
+        )  # checkpoints unchanged
     cut = models.create_model(parse("cut", root, "--compile"))
     encode = cut.netG.encode  # CUT trains G through encode: compiled too, bound to this network
     assert encode.__self__ is cut.netG and encode.__func__ is not type(cut.netG).encode

@@ -8,7 +8,9 @@ from benchmarks import gpu_check
 
 
 def test_one_configuration_measures_a_step_without_host_syncs(tmp_path):
-    args = gpu_check.parse_args(["--cpu", "--tiny", "--steps", "1", "--warmup", "1", "--data_root", str(tmp_path)])
+    args = gpu_check.parse_args(
+        ["--cpu", "--tiny", "--steps", "1", "--warmup", "1", "--data_root", str(tmp_path)]
+    )
     row = gpu_check.run_case("unit_nsgan", "bf16", args)
     assert row["ms/step"] > 0 and row["img/s"] > 0 and row["peak MiB"] > 0
     assert row["syncs/step"] == 0
@@ -39,7 +41,9 @@ def test_bad_case_or_precision_is_one_line(capsys):
 
 def test_a_failing_configuration_is_a_row_not_a_crash(tmp_path, monkeypatch):
     args = gpu_check.parse_args(["--cpu", "--tiny", "--cases", "cut", "--precisions", "fp32"])
-    monkeypatch.setattr(gpu_check, "run_case", lambda *a: (_ for _ in ()).throw(RuntimeError("CUDA error: boom")))
+    monkeypatch.setattr(
+        gpu_check, "run_case", lambda *a: (_ for _ in ()).throw(RuntimeError("CUDA error: boom"))
+    )
     rows = []
     monkeypatch.setattr("builtins.print", lambda line, **k: rows.append(line))
     args.worker = "cut"

@@ -61,7 +61,11 @@ def network_inputs(case: str, model, batch) -> dict[str, tuple[tuple, dict]]:
     x = batch["A"]
     for name in model.networks():
         if name not in calls:
-            style = (torch.randn(x.shape[0], model.opt.sty_dim),) if case.startswith("tunit") and "G" in name else ()
+            style = (
+                (torch.randn(x.shape[0], model.opt.sty_dim),)
+                if case.startswith("tunit") and "G" in name
+                else ()
+            )
             calls[name] = ((x, *style), {})
     return calls
 
