@@ -64,36 +64,75 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
-def test_a_lost_rank_stops_the_other_within_the_timeout(train_args, tmp_path, sig):
-    timeout = 4
-    argv = train_args("--n_epochs", "1000", "--print_freq", "1", "--dist_timeout", str(timeout))
+def launch_pair(argv: list[str], logs) -> list[subprocess.Popen]:
+    """Two train.py processes joined by hand (no torchrun: its agent would end the survivor itself)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
            "WORLD_SIZE": "2"}  # fmt: skip
-    logs = [(open(tmp_path / f"out{r}", "w"), open(tmp_path / f"err{r}", "w")) for r in range(2)]
-    procs = [
-        subprocess.Popen([sys.executable, "train.py", *argv], cwd=ROOT, stdout=out, stderr=err,
-                         env={**env, "RANK": str(r), "LOCAL_RANK": str(r)})  # fmt: skip
-        for r, (out, err) in enumerate(logs)
-    ]
+    procs = []
+    for r in range(2):
+        with open(logs / f"out{r}", "w") as out, open(logs / f"err{r}", "w") as err:
+            procs.append(subprocess.Popen([sys.executable, "train.py", *argv], cwd=ROOT, stdout=out, stderr=err,
+                                          env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}))  # fmt: skip
+    return procs
+
+
+def wait_until_training(procs: list[subprocess.Popen], logs, deadline: float) -> None:
+    while "(epoch" not in (logs / "out0").read_text() and time.time() < deadline:
+        assert procs[0].poll() is None, (logs / "err0").read_text()[-2000:]
+        time.sleep(0.2)
+
+
+def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[int | None]:
+    """Exit codes (None: still running after ``timeout`` s, then killed)."""
+    deadline = time.time() + timeout
+    codes = []
+    for proc in procs:
+        try:
+            codes.append(proc.wait(timeout=max(deadline - time.time(), 0.1)))
+        except subprocess.TimeoutExpired:
+            codes.append(None)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return codes
+
+
+TIMEOUT = 4  # --dist_timeout of the lost-rank runs
+
+
+def test_lost_and_signalled_ranks(train_args, tmp_path):
+    """Three 2-process runs side by side (start-up dominates: run it once): rank 1 is killed (SIGKILL), hung
+    (SIGSTOP) or asked to stop (SIGTERM). A lost rank stops rank 0 within ``--dist_timeout`` with one line; a
+    signal to one rank stops both at the same step with a checkpoint (without the agreement the signalled
+    rank would leave and the other would wait in its next all-reduce)."""
+    runs = {}
+    for name, timeout in (("killed", TIMEOUT), ("hung", TIMEOUT), ("sigterm", 30)):
+        logs = tmp_path / name
+        logs.mkdir()
+        argv = train_args("--n_epochs", "1000", "--print_freq", "1", "--dist_timeout", str(timeout), name=name)
+        runs[name] = (logs, argv, launch_pair(argv, logs))
+    deadline = time.time() + 180
     try:
-        deadline = time.time() + 120
-        while "(epoch" not in (tmp_path / "out0").read_text() and time.time() < deadline:
-            assert procs[0].poll() is None, (tmp_path / "err0").read_text()[-2000:]
-            time.sleep(0.2)
-        os.kill(procs[1].pid, sig)
+        for logs, _, procs in runs.values():
+            wait_until_training(procs, logs, deadline)
+        for name, sig in (("killed", signal.SIGKILL), ("hung", signal.SIGSTOP), ("sigterm", signal.SIGTERM)):
+            os.kill(runs[name][2][1].pid, sig)
         lost = time.time()
-        code = procs[0].wait(timeout=timeout + 30)
-        elapsed = time.time() - lost
+        for name in ("killed", "hung"):
+            logs, _, procs = runs[name]
+            code = wait_all(procs[:1], TIMEOUT + 30)[0]
+            elapsed = time.time() - lost
+            message = (logs / "err0").read_text()
+            assert code == 1 and "another process did not answer" in message, (name, message[-2000:])
+            assert f"--dist_timeout {TIMEOUT} s" in message and "Traceback" not in message, message
+            assert elapsed < TIMEOUT + 15, (name, elapsed)  # the timeout plus exiting, on a loaded machine
+        logs, argv, procs = runs["sigterm"]
+        assert wait_all(procs, 60) == [0, 0], (logs / "err0").read_text()[-2000:]
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for out, err in logs:
-            out.close()
-            err.close()
-    message = (tmp_path / "err0").read_text()
-    assert code == 1 and "another process did not answer" in message, message[-2000:]
-    assert f"--dist_timeout {timeout} s" in message and "Traceback" not in message
-    assert elapsed < timeout + 15, elapsed  # the timeout plus exiting (loaded CI machines are slow)
+        for _, _, procs in runs.values():
+            wait_all(procs, 0)
+    assert "interrupted at epoch" in (logs / "out0").read_text()
+    ckpt = torch.load(os.path.join(argv[argv.index("--checkpoints_dir") + 1], "sigterm", "latest.pth"),
+                      weights_only=False)  # fmt: skip
+    assert ckpt["progress"]["world_size"] == 2
