@@ -159,17 +159,28 @@ def test_every_model_resumes_bit_identically_after_sigkills(roots, tmp_path, mod
 
 @pytest.mark.faults
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_every_model_nan_stop_leaves_a_loadable_finite_checkpoint(roots, tmp_path, model, capsys):
+def test_every_model_nan_stop_leaves_a_loadable_finite_checkpoint(
+    roots, tmp_path, model, capsys, monkeypatch
+):
+    """Weights turn NaN right after the save of step 2: that save stays the last, loadable and finite."""
+    from util import trainer as trainer_module
     from util.checkpoint import count_non_finite
 
-    argv = model_args(roots, tmp_path, model, "nan", "--lr", "1e12", "--save_latest_freq", "1")
-    assert train.main([*argv, "--max_steps", "40"]) in (0, 1)
+    after = trainer_module.Trainer.after_step
+
+    def poison_after_step_2(self, *args):
+        after(self, *args)
+        if self.global_step == 2:
+            with torch.no_grad():
+                next(iter(self.model.networks().values())).parameters().__next__().fill_(float("nan"))
+
+    monkeypatch.setattr(trainer_module.Trainer, "after_step", poison_after_step_2)
+    argv = model_args(roots, tmp_path, model, "nan", "--save_latest_freq", str(_batch(model)))
+    assert train.main(argv) == 1
     err = capsys.readouterr().err
-    path = tmp_path / "ck" / "nan" / "latest.pth"
-    if "non-finite" in err and "no checkpoint was written" in err:
-        assert not path.exists()
-        return
-    ckpt = load_checkpoint(str(path))
+    assert "non-finite" in err and "latest.pth from step 2 is kept" in err, err
+    ckpt = load_checkpoint(str(tmp_path / "ck" / "nan" / "latest.pth"))
+    assert ckpt["progress"]["global_step"] == 2
     assert count_non_finite([ckpt["networks"], ckpt["optimizers"], ckpt["model_state"]])[0] == 0
 
 
@@ -296,3 +307,29 @@ def test_two_process_resume_is_exact_and_a_one_process_resume_continues_at_the_s
     sampler.set_epoch(1)
     paths = trainer.dataset.A_paths
     assert seen == [paths[i % len(paths)] for i in list(sampler)[4:6]]
+
+
+@needs_torchrun
+def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
+    """The lazy loss flag is all-reduced when read: rank 0, whose losses are finite, stops as well."""
+    script = tmp_path / "flag.py"
+    script.write_text(
+        "import sys, torch, torch.distributed as dist\n"
+        f"sys.path.insert(0, {ROOT!r})\n"
+        "from util.nonfinite import LossWatch, NonFiniteLossError\n"
+        "dist.init_process_group('gloo')\n"
+        "watch = LossWatch(torch.device('cpu'))\n"
+        "bad = float('nan') if dist.get_rank() == 1 else 1.0\n"
+        "watch.observe({'G': torch.tensor(bad)}, 3)\n"
+        "try:\n"
+        "    watch.raise_if_bad(all_reduce=True)\n"
+        "    sys.exit(2)\n"
+        "except NonFiniteLossError as exc:\n"
+        "    print(f'rank {dist.get_rank()}: {exc}')\n"
+        "dist.destroy_process_group()\n"
+    )
+    proc = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", str(script)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "rank 0: a loss became non-finite in another process" in proc.stdout
+    assert "rank 1: non-finite loss (G) first at step 3" in proc.stdout
