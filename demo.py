@@ -76,8 +76,12 @@ def load_experiment(name: str, args: argparse.Namespace, device: torch.device) -
         "--gpu_ids",
         "-1",
     ]
-    if argv[argv.index("--model") + 1].startswith("ugatit"):
+    argv += ["--input_dir", args.checkpoints_dir]  # uploads are the input: no dataset is looked for or made
+    model_name = argv[argv.index("--model") + 1]
+    if model_name.startswith("ugatit"):
         argv.append("--save_panels")  # the attention heatmaps beside the translation
+    if model_name == "tunit" and args.style_dir:
+        argv += ["--tunit_style_dir", args.style_dir]  # images whose clusters give the styles
     opt = TestOptions().parse(argv, save=False)
     model = models.create_model(opt)
     model.setup(verbose=False)
@@ -239,6 +243,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epoch", default="latest")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
     parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument(
+        "--style_dir", default="", help="TUNIT: images for the cluster styles (docs/tunit.md)"
+    )
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even when a GPU is available")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest upload accepted")
     parser.add_argument("--queue_size", type=int, default=16, help="requests waiting at most (then refused)")
