@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -77,16 +78,19 @@ def apply_checkpoint_architecture(
         parser.set_defaults(**arch)
 
 
-def drop_train_only(args: list[str], test_parser: argparse.ArgumentParser, train_parser) -> tuple[list, list]:
+def drop_train_only(
+    args: list[str], test_parser: argparse.ArgumentParser, train_parser: Callable[[list[str]], argparse.ArgumentParser]
+) -> tuple[list[str], list[str]]:
     """Split ``args`` into what test.py parses and the training-only flags it ignores (as the CycleGAN code).
 
     A flag the test parser does not know but the training parser of the same model does (``--lambda_NCE 2``,
     ``--n_epochs 5``) is dropped with its value; anything neither knows is kept, so it is still refused.
+    ``train_parser`` builds the training parser for ``args`` (only when something is unknown).
     """
     _, unknown = test_parser.parse_known_args(args)
     if not unknown:
         return args, []
-    _, still_unknown = train_parser.parse_known_args(unknown)
+    _, still_unknown = train_parser(args).parse_known_args(unknown)
     ignored = _subsequence_minus(unknown, still_unknown)
     kept, pos = [], 0
     for token in args:  # remove the ignored tokens in order: each one is a later token of args

@@ -27,9 +27,8 @@ MINIMUMS: dict[str, tuple[float, str]] = {
     "display_winsize": (1, "pixels"),
     "num_test": (0, "images"),
     "web_keep_last": (0, "epochs of web images (0: all)"),
+    "lr": (0, "learning rate; 0 freezes the weights"),
 }
-#: options that must be strictly positive
-POSITIVE = ("lr",)
 
 
 def given_options(parser: argparse.ArgumentParser, args: list[str] | None) -> set[str]:
@@ -49,10 +48,6 @@ def check_ranges(opt: Any, parser: argparse.ArgumentParser) -> None:
         value = getattr(opt, key, None)
         if value is not None and value < low:
             parser.error(f"--{key} must be >= {low:g} ({what}), got {value}")
-    for key in POSITIVE:
-        value = getattr(opt, key, None)
-        if value is not None and not value > 0:
-            parser.error(f"--{key} must be > 0, got {value}")
 
 
 def check_length_options(model_class: type, opt: Any, given: set[str], parser: argparse.ArgumentParser) -> None:

@@ -77,8 +77,7 @@ class TestOptions(BaseOptions):
     def parse(self, args: list[str] | None = None, *, save: bool = True) -> FrozenOptions:
         args = list(sys.argv[1:] if args is None else args)
         if "-h" not in args and "--help" not in args:
-            train_parser = TrainOptions().build_parser(args)
-            args, ignored = drop_train_only(args, super().build_parser(args), train_parser)
+            args, ignored = drop_train_only(args, super().build_parser(args), TrainOptions().build_parser)
             if ignored:
                 print(f"note: training options ignored at test time: {' '.join(ignored)}")
         return super().parse(args, save=save)

@@ -93,7 +93,7 @@ def test_epoch_models_keep_their_epoch_counts(synthetic_root):
 @pytest.mark.parametrize(
     "argv,expected",
     [
-        (["--lr", "-1"], "--lr must be > 0"),
+        (["--lr", "-1"], "--lr must be >= 0"),
         (["--num_threads", "-1"], "--num_threads must be >= 0"),
         (["--ngf", "0"], "--ngf must be >= 1"),
         (["--netG", "unet_256", "--crop_size", "30"], "--crop_size 30 is too small: --model cycle_gan"),
