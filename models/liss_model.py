@@ -48,18 +48,12 @@ from models.networks.liss import (
     LiSSGenerator,
     RotationalNLayerDiscriminator,
     classifier_map_size,
+    depth_panel,
     parse_tasks,
     patch_map_size,
 )
 from util.checkpoint import load_file
 from util.image_pool import ImagePool
-
-
-def depth_panel(depth: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise each depth map to [-1, 1], repeated on 3 channels, for display (official eval)."""
-    flat = depth.flatten(1)
-    lo, hi = flat.min(1).values.view(-1, 1, 1, 1), flat.max(1).values.view(-1, 1, 1, 1)
-    return ((depth - lo) / (hi - lo).clamp_min(1e-12) * 2 - 1).repeat(1, 3, 1, 1)
 
 
 class LiSSModel(ScheduleMixin, CycleGANModel):
@@ -69,7 +63,8 @@ class LiSSModel(ScheduleMixin, CycleGANModel):
     def modify_commandline_options(parser, is_train):
         return add_options(parser, is_train)
 
-    architecture_options = (*BaseModel.architecture_options, "auxiliary_tasks", "crop_size", "liss_fix_head_norm")
+    architecture_options = (*BaseModel.architecture_options, "auxiliary_tasks", "crop_size")
+    architecture_options += ("liss_fix_head_norm",)
 
     @classmethod
     def min_image_size(cls, opt) -> int:
@@ -360,7 +355,7 @@ class LiSSModel(ScheduleMixin, CycleGANModel):
         self.step("G")
         self.optimize_D()
 
-    # ------------------------------------------------------------------ visuals, inference, official files
+    # ------------------------------------------------------------------ visuals
     def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
         visuals = super().get_current_visuals()
         for X in "AB":

@@ -12,7 +12,7 @@ from PIL import Image
 
 import test as test_script
 import train
-from models.ugatit_model import UGATITDecay, find_official_file, heatmap_image
+from models.ugatit_support import UGATITDecay, find_official_file, heatmap_image
 from options import TestOptions, TrainOptions
 from util.checkpoint import CheckpointError
 

@@ -369,3 +369,10 @@ def resnet_to_liss_keys(state_dict: dict[str, Tensor], n_blocks: int = 6) -> dic
         i = int(index)
         out[f"encoder.model.{i}.{tail}" if i < cut else f"decoder.{i - cut}.{tail}"] = value
     return out
+
+
+def depth_panel(depth: Tensor) -> Tensor:
+    """Min-max normalise each depth map to [-1, 1], repeated on 3 channels, for display (official eval)."""
+    flat = depth.flatten(1)
+    lo, hi = flat.min(1).values.view(-1, 1, 1, 1), flat.max(1).values.view(-1, 1, 1, 1)
+    return ((depth - lo) / (hi - lo).clamp_min(1e-12) * 2 - 1).repeat(1, 3, 1, 1)
