@@ -46,6 +46,13 @@ def add_switch(parser: argparse.ArgumentParser, name: str, default: bool, help: 
     parser.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help)
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An option error is one line: the 40-line usage block argparse prints first would hide it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
 class FrozenOptions(argparse.Namespace):
     """Namespace that refuses assignment once parsing is done."""
 
@@ -198,7 +205,7 @@ class BaseOptions:
 
         ``--help`` is added last, so that ``--model X --help`` lists X's options and its dataset mode's.
         """
-        parser = argparse.ArgumentParser(
+        parser = OneLineErrorParser(
             description="Unpaired image-to-image translation",
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
             allow_abbrev=False,

@@ -194,3 +194,18 @@ def test_export_with_default_options_never_traces_the_fast_path(name, tmp_path, 
         else:
             with open(tmp_path / "out" / f, "rb") as fh:
                 assert b"nnpack" not in fh.read().lower()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_export_reads_the_architecture_from_the_checkpoint(run, tmp_path, capsys):
+    without_ngf = [a for i, a in enumerate(run["args"]) if "--ngf" not in run["args"][max(i - 1, 0) : i + 1]]
+    assert "--ngf" not in without_ngf and "8" not in without_ngf
+    out = tmp_path / "ts"
+    assert export.main([*without_ngf, "--format", "torchscript", "--export_dir", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["netG_A_latest.pt", "netG_B_latest.pt"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        export.main([*without_ngf, "--ngf", "16", "--format", "torchscript", "--export_dir", str(out)])
+    assert stop.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 3 and "--ngf 16" in err[-1] and "8" in err[-1]
