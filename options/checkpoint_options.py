@@ -50,6 +50,22 @@ def architecture_from_checkpoint(
     return models.find_model_class(name).architecture_from(saved, known or argparse.Namespace())
 
 
+def with_checkpoint_model(args: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``args`` with ``--model`` taken from the experiment's checkpoint when the command line names none.
+
+    ``python test.py --name EXP`` then runs the model EXP was trained with, as its architecture options;
+    an explicit ``--model`` (e.g. ``--model test`` on a cycle_gan checkpoint) is always kept.
+    """
+    if any(a == "--model" or a.startswith("--model=") for a in args):
+        return args
+    known, _ = parser.parse_known_args(args)
+    saved_model, _ = saved_options(experiment_checkpoint(known))
+    if saved_model is None or saved_model == known.model or saved_model not in models.model_names():
+        return args
+    print(f"note: --model {saved_model} (from {experiment_checkpoint(known)})")
+    return ["--model", saved_model, *args]
+
+
 def experiment_checkpoint(known: argparse.Namespace) -> str:
     """The checkpoint test.py loads for these options: ``<checkpoints_dir>/<name>/<epoch>.pth``."""
     return ckpt_io.checkpoint_path(os.path.join(known.checkpoints_dir, known.name), known.epoch)

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from .base_options import BaseOptions, FrozenOptions, add_flag
-from .checkpoint_options import apply_checkpoint_architecture, drop_train_only
+from .checkpoint_options import apply_checkpoint_architecture, drop_train_only, with_checkpoint_model
 from .checks import given_options
 from .train_options import TrainOptions
 
@@ -77,6 +77,7 @@ class TestOptions(BaseOptions):
     def parse(self, args: list[str] | None = None, *, save: bool = True) -> FrozenOptions:
         args = list(sys.argv[1:] if args is None else args)
         if "-h" not in args and "--help" not in args:
+            args = with_checkpoint_model(args, super().build_parser(args))
             args, ignored = drop_train_only(args, super().build_parser(args), TrainOptions().build_parser)
             if ignored:
                 print(f"note: training options ignored at test time: {' '.join(ignored)}")

@@ -23,8 +23,8 @@ COMMON_TEST = ["--gpu_ids", "-1", "--num_threads", "0", "--no_progress"]
 
 
 def run_test(ckpt, results, *extra, name="cg", model="cycle_gan", dataroot=None) -> int:
-    argv = ["--model", model, "--name", name, "--checkpoints_dir", str(ckpt), "--results_dir", str(results),
-            *COMMON_TEST, *extra]  # fmt: skip
+    argv = ["--name", name, "--checkpoints_dir", str(ckpt), "--results_dir", str(results), *COMMON_TEST, *extra]
+    argv = (["--model", model] if model else []) + argv
     return test_script.main(argv + (["--dataroot", dataroot] if dataroot else []))
 
 
@@ -161,6 +161,16 @@ def test_tunit_trains_by_steps_and_tests_on_the_class_folders(tunit_run, tmp_pat
     extra = ["--preprocess", "none", "--input_dir", str(tiny), "--output_path", str(out)]
     assert run_test(ck, tmp_path / "r2", *extra, name="tu", model="tunit", dataroot=root) == 0
     assert Image.open(out / "x.png").size == (7, 5)
+
+
+def test_the_model_comes_from_the_checkpoint_when_not_given(tunit_run, tmp_path, capsys):
+    root, ck, argv = tunit_run
+    if not os.path.isfile(ck / "tu" / "latest.pth"):
+        assert train.main(argv) == 0
+    capsys.readouterr()
+    assert run_test(ck, tmp_path, name="tu", model=None, dataroot=root) == 0  # the default --model is cycle_gan
+    assert f"note: --model tunit (from {ck / 'tu' / 'latest.pth'})" in capsys.readouterr().out
+    assert any("_to_cluster" in n for n in images_in(tmp_path, "tu"))
 
 
 def test_tunit_test_with_a_bad_dataroot_leaves_no_folder(tunit_run, tmp_path, capsys):
