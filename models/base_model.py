@@ -19,6 +19,7 @@ from torch import nn
 from models.networks import count_parameters
 from models.networks.discriminators import min_size as min_discriminator_size
 from models.networks.generators import min_size as min_generator_size
+from models.networks.generators import size_multiple as generator_size_multiple
 from util.checkpoint import CheckpointError, clean_state_dict, load_file
 from util.runtime import Runtime
 from util.schedulers import get_scheduler
@@ -74,6 +75,13 @@ class BaseModel(nn.Module, ABC):
         """
         size = min_generator_size(opt.netG)
         return max(size, min_discriminator_size(opt.netD, opt.n_layers_D)) if opt.isTrain else size
+
+    @classmethod
+    def training_size_multiple(cls, opt) -> int:
+        """Training crops must be multiples of this, checked at parse time: the generator then returns its input's
+        size (a 70 px crop gives a 72 px ResNet output, which the cycle L1 cannot compare and at which CUT's
+        patch positions would no longer line up). test.py pads instead. Models that check their own rule: 1."""
+        return generator_size_multiple(opt.netG)
 
     @classmethod
     def architecture_from(cls, saved: dict, known: argparse.Namespace) -> dict:

@@ -55,6 +55,10 @@ class TunitModel(BaseModel):
                             "tunit_g_nf_mlp", "tunit_c_widths")  # fmt: skip
 
     @classmethod
+    def training_size_multiple(cls, opt) -> int:
+        return 1  # validate_options asks for a power of two, which TUNIT's generator depth is derived from
+
+    @classmethod
     def min_image_size(cls, opt) -> int:
         """32 px: the generator downsamples log2(S / 16) times and needs at least one (a power of two >= 32)."""
         return 32

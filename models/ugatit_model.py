@@ -66,6 +66,10 @@ class UGATITModel(UGATITOfficialFiles, BaseModel):
         return arch
 
     @classmethod
+    def training_size_multiple(cls, opt) -> int:
+        return 4  # U-GAT-IT's own generator (not --netG): two stride-2 downsamplings
+
+    @classmethod
     def min_image_size(cls, opt) -> int:
         return min_image_size(opt)
 

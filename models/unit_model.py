@@ -64,6 +64,10 @@ class UNITModel(BaseModel):
                             "share_layers", "unit_shared_enc_blocks", "unit_shared_dec_blocks")  # fmt: skip
 
     @classmethod
+    def training_size_multiple(cls, opt) -> int:
+        return 1  # validate_options asks for multiples of 2**n_downsample with UNIT's own message
+
+    @classmethod
     def min_image_size(cls, opt) -> int:
         """Testing: two multiples of 2**n_downsample (the bottleneck InstanceNorm needs 2x2); training: every
         scale of the multi-scale D keeps >= 2 px before its last strided conv (64 px for the official D)."""

@@ -71,14 +71,23 @@ def input_size(opt: Any) -> int | None:
 
 
 def check_image_size(model_class: type, opt: Any, parser: argparse.ArgumentParser) -> None:
-    """The model's smallest image size, checked before any network is built (test.py pads smaller images)."""
+    """The model's smallest image size and, in training, the size multiple its generator keeps, checked before
+    any network is built (test.py pads smaller or odd-sized images instead)."""
     size, minimum = input_size(opt), model_class.min_image_size(opt)
-    if size is None or size >= minimum:
+    if size is None:
         return
     option = "--img_size" if getattr(opt, "img_size", None) else "--crop_size"
     if option == "--crop_size" and "crop" not in opt.preprocess:
         option = "--load_size"
-    parser.error(
-        f"{option} {size} is too small: --model {opt.model} with these options needs images of at least "
-        f"{minimum} x {minimum} (see the model table in README.md)"
-    )
+    if size < minimum:
+        parser.error(
+            f"{option} {size} is too small: --model {opt.model} with these options needs images of at least "
+            f"{minimum} x {minimum} (see the model table in README.md)"
+        )
+    multiple = model_class.training_size_multiple(opt) if opt.isTrain else 1
+    if size % multiple:
+        below = size - size % multiple
+        parser.error(
+            f"{option} {size} is not a multiple of {multiple}: --model {opt.model}'s generator would return "
+            f"another size than it is given (use {below} or {below + multiple})"
+        )

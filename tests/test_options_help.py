@@ -104,6 +104,10 @@ def test_epoch_models_keep_their_epoch_counts(synthetic_root):
         (["--model", "liss", "--crop_size", "80", "--jigsaw_size", "78"], "at least 84 x 84"),
         (["--model", "tunit", "--crop_size", "16", "--load_size", "16"], "at least 32 x 32"),
         (["--preprocess", "scale_width", "--load_size", "16"], "--load_size 16 is too small"),
+        (["--crop_size", "70", "--load_size", "72"], "--crop_size 70 is not a multiple of 4: --model cycle_gan"),
+        (["--model", "cut", "--crop_size", "66"], "(use 64 or 68)"),
+        (["--model", "ugatit", "--img_size", "98"], "--img_size 98 is not a multiple of 4"),
+        (["--netG", "unet_128", "--crop_size", "192"], "--crop_size 192 is not a multiple of 128"),
     ],
 )
 def test_bad_values_fail_at_parse_time_in_one_line(capsys, synthetic_root, argv, expected):
@@ -112,6 +116,7 @@ def test_bad_values_fail_at_parse_time_in_one_line(capsys, synthetic_root, argv,
 
 def test_test_time_minimum_is_the_generators(capsys, synthetic_root):
     opt = TestOptions().parse(["--dataroot", synthetic_root, "--crop_size", "8"], save=False)
+    TestOptions().parse(["--dataroot", synthetic_root, "--crop_size", "70"], save=False)  # test.py pads, any size
     assert models.find_model_class("cycle_gan").min_image_size(opt) == 8
     assert "at least 8 x 8" in parse_error(capsys, ["--dataroot", synthetic_root, "--crop_size", "4"], TestOptions)
 
