@@ -40,9 +40,21 @@ _PER_IMAGE_FREQS = ("save_latest_freq", "print_freq", "display_freq", "update_ht
 
 
 def read_config(path: str) -> tuple[dict, list[str]]:
-    """Option defaults from an official UNIT YAML config, and the reasons it cannot be used as is."""
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}  # safe_load: the official yaml.load(f) fails on PyYAML >= 6
+    """Option defaults from an official UNIT YAML config, and the reasons it cannot be used as is.
+
+    A file that cannot be read or parsed raises ValueError with one line (the parser reports it as an option
+    error)."""
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}  # safe_load: the official yaml.load(f) fails on PyYAML >= 6
+    except OSError as e:
+        raise ValueError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"--config {path}: not valid YAML{where} ({getattr(e, 'problem', None) or e})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"--config {path}: expected a mapping of UNIT config keys, got {type(raw).__name__}")
     flat = {}
     for key, value in raw.items():
         for sub, v in value.items() if isinstance(value, dict) else [(None, value)]:

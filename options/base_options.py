@@ -216,7 +216,10 @@ class BaseOptions:
         model_class = models.find_model_class(known.model)
         model_class.modify_commandline_options(GroupedParser(parser, f"{known.model} options"), self.is_train)
         known, _ = parser.parse_known_args(args)
-        presets = model_class.preset_defaults(known, self.is_train)
+        try:
+            presets = model_class.preset_defaults(known, self.is_train)
+        except ValueError as e:  # e.g. a --config file that cannot be read: one line, as for any option error
+            parser.error(str(e))
         if presets:
             parser.set_defaults(**presets)
             known, _ = parser.parse_known_args(args)

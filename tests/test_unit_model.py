@@ -130,6 +130,21 @@ def test_config_import(synthetic_root, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "content,expected",
+    [(None, "cannot read it (No such file or directory)"), ("gen: [1\n", "not valid YAML at line 2"),
+     ("- 1\n", "expected a mapping of UNIT config keys, got list"), ("gen_dim: 8\n", "gen_dim is not a UNIT config key")],
+)  # fmt: skip
+def test_a_bad_config_file_is_one_line(tmp_path, capsys, content, expected):
+    path = tmp_path / "unit.yaml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        TrainOptions().parse(["--model", "unit", "--config", str(path), "--dataroot", str(tmp_path)], save=False)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and f"--config {path}: {expected}" in err
+
+
+@pytest.mark.parametrize(
     "extra",
     [
         ["--num_scales", "3"],  # 32 px is too small for a 3-scale, 4-layer D
