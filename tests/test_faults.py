@@ -7,6 +7,7 @@ runs the same probes for every model (see docs/reliability.md).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
@@ -275,6 +276,16 @@ def torchrun(*runs: list[str]) -> None:
         assert proc.returncode == 0, out[-3000:]
 
 
+def random_inception(folder) -> str:
+    """A randomly initialised FID Inception saved as a weights file: the evaluation pipeline runs without a download."""
+    from util.metrics.inception import FIDInceptionV3
+
+    torch.manual_seed(0)
+    path = str(folder / "inception.pth")
+    torch.save(FIDInceptionV3().state_dict(), path)
+    return path
+
+
 @needs_torchrun
 def test_two_process_resume_is_exact_and_a_one_process_resume_continues_at_the_same_image(
     train_args, tmp_path
@@ -282,8 +293,23 @@ def test_two_process_resume_is_exact_and_a_one_process_resume_continues_at_the_s
     """Per-rank pools and RNGs come back per rank; a 1-process resume reads the epoch's remaining images."""
     common = ["--n_epochs", "1", "--n_epochs_decay", "1", "--max_dataset_size", "6", "--pool_size", "2",
               "--lr", "0.001", "--save_epoch_freq", "0"]  # fmt: skip
-    torchrun(train_args(*common, name="straight"), train_args(*common, "--max_steps", "2", name="resumed"))
+    evaluation = ["--eval_freq", "2", "--fid_weights", random_inception(tmp_path), "--fid_dims", "64",
+                  "--fid_cache_dir", "none"]  # fmt: skip
+    torchrun(train_args(*common, name="straight"), train_args(*common, "--max_steps", "2", name="resumed"),
+             train_args(*common, *evaluation, name="evaluated"))  # fmt: skip
     ck = tmp_path / "checkpoints"
+    # rank 0 scored steps 2, 4 and 6; every rank saved its state into best.pth at the best one, and the
+    # evaluation left the training untouched
+    with open(ck / "evaluated" / "eval_history.json") as f:
+        history = json.load(f)
+    assert [h["step"] for h in history] == [2, 4, 6]
+    best = load_checkpoint(str(ck / "evaluated" / "best.pth"))
+    assert best["progress"]["global_step"] == min(history, key=lambda h: h["fid"])["step"]
+    assert len(best["per_rank"]) == 2
+    assert_same_training_state(
+        load_checkpoint(str(ck / "straight" / "latest.pth")),
+        load_checkpoint(str(ck / "evaluated" / "latest.pth")),
+    )
     shutil.copytree(ck / "resumed", ck / "single")
     stopped = load_checkpoint(str(ck / "single" / "latest.pth"))
     assert stopped["progress"]["epoch_images"] == 4 and len(stopped["per_rank"]) == 2

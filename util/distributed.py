@@ -194,6 +194,15 @@ def barrier(info: DistInfo, why: str) -> None:
     _guard(lambda: dist.monitored_barrier(group=_CONTROL["group"], timeout=timeout), why)
 
 
+def share_from_main(flag: bool, info: DistInfo, why: str) -> bool:
+    """Rank 0's ``flag`` on every rank (e.g. "the evaluation improved": all ranks then save ``best`` together)."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor([int(flag)], dtype=torch.int32)
+    _guard(lambda: dist.broadcast(value, src=0, group=_CONTROL["group"]), why)
+    return bool(value.item())
+
+
 def _guard(collective, why: str):
     try:
         return collective()

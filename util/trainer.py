@@ -27,6 +27,7 @@ from util.distributed import (
     launch_info,
     prepare_replicas,
     select_device,
+    share_from_main,
 )
 from util.metrics.evaluate import PeriodicEvaluator
 from util.nonfinite import LossWatch, NonFiniteLossError
@@ -250,11 +251,12 @@ class Trainer(CheckpointingMixin):
         if crossed(step, images_per_step, opt.print_freq):
             self.check_finite()  # every rank: the one host read of the loss flag (all-reduced under torchrun)
         if self.evaluator is not None and self.evaluator.due(step):  # rank 0 evaluates, the others wait
-            if self.dist.is_main and self.evaluator.evaluate(
+            improved = self.dist.is_main and self.evaluator.evaluate(
                 self.model, self.epoch, step, self.device, self.visualizer
-            ):
-                self.save("best", collective=False)
+            )
             barrier(self.dist, "rank 0 evaluated")
+            if share_from_main(improved, self.dist, "rank 0 evaluated"):
+                self.save("best")  # collective, as 'latest': every rank's pools, queue and RNG are kept
         if not self.dist.is_main:
             return
         if crossed(step, images_per_step, opt.print_freq):

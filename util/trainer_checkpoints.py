@@ -65,21 +65,20 @@ class CheckpointingMixin:
             return f"the checkpoint save had finished: {self.last_good[0]} holds step {self.global_step}"
         return f"the checkpoint save was skipped; {self.on_disk()}"
 
-    def save(self, *labels: str | int, collective: bool = True) -> None:
+    def save(self, *labels: str | int) -> None:
         """Write ``labels`` (on rank 0) unless anything in the state is non-finite.
 
-        ``collective``: every rank calls this at the same step (the flags are all-reduced and the per-rank
-        states gathered); the evaluator's ``best`` save runs on rank 0 alone and passes False.
+        Every rank calls this at the same step ('latest', numbered and 'best' saves alike): the non-finite
+        flags are all-reduced and each rank's model state and RNG gathered into ``per_rank``.
         """
-        collective = collective and self.dist.enabled
+        collective = self.dist.enabled
         self.check_finite(all_reduce=collective)
         mine = {"model_state": self.model.extra_state(), "rng": ckpt_io.rng_state()}
         self.refuse_non_finite_state(mine["model_state"], all_reduce=collective)
         per_rank = gather_to_main(to_cpu(mine), self.dist.world_size) if collective else None
         if not self.dist.is_main:
             self.last_good = (ckpt_io.checkpoint_path(self.expr_dir, labels[0]), self.global_step)
-            if collective:  # wait until the file exists: a stop right after must not lose it
-                barrier(self.dist, "rank 0 wrote a checkpoint")
+            barrier(self.dist, "rank 0 wrote a checkpoint")  # a stop right after must not lose the file
             return
         state = self.state()
         if per_rank is not None:
