@@ -6,6 +6,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -214,6 +215,51 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
         json.dump({"pid": 1, "host": "another-host"}, f)
     with pytest.raises(RunLockedError, match="on host another-host"):
         RunLock(folder).acquire()
+
+
+def test_a_stale_lock_found_by_two_runs_is_taken_over_by_one(tmp_path):
+    """The second run read the same stale lock, but the first already replaced it: its lock stays."""
+    import json
+    import socket
+
+    folder = str(tmp_path / "exp")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "run.lock"), "w") as f:
+        json.dump({"pid": dead_pid(), "host": socket.gethostname()}, f)
+    late = RunLock(folder)
+    stale = late.read_owner()
+    with RunLock(folder) as first:
+        assert late._remove_stale(stale) is False
+        assert first.read_owner()["pid"] == os.getpid() and os.listdir(folder) == ["run.lock"]
+
+
+def test_concurrent_starts_on_a_stale_lock_let_exactly_one_run(tmp_path):
+    import json
+    import socket
+
+    folder = str(tmp_path / "exp")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "run.lock"), "w") as f:
+        json.dump({"pid": dead_pid(), "host": socket.gethostname()}, f)
+    code = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r})\n"
+        "from util.run_lock import RunLock, RunLockedError\n"
+        "start = float(sys.argv[1])\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        "try:\n"
+        f"    with RunLock({folder!r}):\n"
+        "        print('held', flush=True)\n"
+        "        time.sleep(1.5)\n"
+        "except RunLockedError:\n"
+        "    print('refused')\n"
+    )
+    start = str(time.time() + 1.5)  # every process past its imports, then all at once
+    procs = [subprocess.Popen([sys.executable, "-c", code, start], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]  # fmt: skip
+    outputs = [p.communicate(timeout=60)[0].split() for p in procs]
+    assert sorted(o[-1] for o in outputs) == ["held", "refused", "refused", "refused"], outputs
+    assert os.listdir(folder) == []
 
 
 # ---------------------------------------------------------------- RNG and data position

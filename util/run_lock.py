@@ -1,8 +1,8 @@
 """One training run per experiment folder.
 
 Two runs with the same ``--name`` would interleave ``loss_log.txt`` and overwrite each other's checkpoints,
-so a run takes ``<expr_dir>/run.lock`` (created with O_EXCL, holding pid and host) before it writes anything,
-and removes it when it ends. A lock left by a run that was killed (its pid no longer exists on this host) is
+so a run takes ``<expr_dir>/run.lock`` (holding pid and host, created whole by a hard link so that it is
+never seen empty) before it writes anything, and removes it when it ends. A lock left by a run that was killed (its pid no longer exists on this host) is
 taken over with a note; a lock of a live process, or of another host (whose pids cannot be checked), refuses
 the new run with one line.
 """
@@ -44,31 +44,52 @@ class RunLock:
     def acquire(self) -> None:
         os.makedirs(self.expr_dir, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname()}
-        for _ in range(2):  # a second try after removing a stale lock
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self._take_over_or_refuse(me)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self.held = True
-            return
+        for _ in range(3):  # further tries after taking over a stale lock
+            if self._create(me):
+                self.held = True
+                return
+            self._take_over_or_refuse(me)
         raise RunLockedError(
             f"could not take the lock {self.path}; another run is starting in {self.expr_dir}"
         )
+
+    def _create(self, me: dict) -> bool:
+        """Create the lock with its content in one step: False when a lock exists.
+
+        The content goes to a private file first, which is then hard-linked to ``run.lock`` (atomic, and
+        refused when the name exists), so another run never reads a lock that is created but still empty.
+        File systems without hard links get O_EXCL creation followed by the write.
+        """
+        private = f"{self.path}.{me['pid']}"
+        with open(private, "w") as f:
+            json.dump(me, f)
+        try:
+            os.link(private, self.path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here
+            return self._create_exclusive(me)
+        finally:
+            os.remove(private)
+
+    def _create_exclusive(self, me: dict) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        return True
 
     def _take_over_or_refuse(self, me: dict) -> None:
         owner = self.read_owner()
         pid, host = owner.get("pid", -1), owner.get("host", "")
         if host == me["host"] and not pid_alive(pid):
-            print(
-                f"note: {self.path} was left by run {pid} on {host}, which no longer exists; taking it over"
-            )
-            try:
-                os.remove(self.path)
-            except FileNotFoundError:
-                pass
+            if self._remove_stale(owner):
+                print(
+                    f"note: {self.path} was left by run {pid} on {host}, which no longer exists; taking it over"
+                )
             return
         where = "" if host == me["host"] else f" on host {host}"
         raise RunLockedError(
@@ -76,14 +97,42 @@ class RunLock:
             f"or pick another --name (if it is surely gone, delete {self.path})"
         )
 
-    def read_owner(self) -> dict:
-        """The lock file's content; an unreadable or half-written lock counts as held by a dead pid here."""
+    def _remove_stale(self, owner: dict) -> bool:
+        """Remove the stale lock ``owner`` read, and only that one.
+
+        Two new runs can find the same stale lock; the first takes it over and creates its own, which the
+        second must not delete. So the lock is moved aside (atomic: only one run moves a given file) and
+        checked; a lock that turns out to be another's is put back.
+        """
+        aside = f"{self.path}.stale{os.getpid()}"
         try:
-            with open(self.path) as f:
+            os.rename(self.path, aside)
+        except FileNotFoundError:  # another run moved it first
+            return False
+        moved = self._read(aside)
+        if moved != owner and moved is not None:  # a new run's lock, created after we read the stale one
+            try:
+                os.link(aside, self.path)
+            except FileExistsError:
+                pass
+            os.remove(aside)
+            return False
+        os.remove(aside)
+        return True
+
+    def read_owner(self) -> dict:
+        """The lock file's content; an unreadable lock (it is always written whole) counts as left by a dead pid."""
+        owner = self._read(self.path)
+        return owner if owner is not None else {"pid": -1, "host": socket.gethostname()}
+
+    @staticmethod
+    def _read(path: str) -> dict | None:
+        try:
+            with open(path) as f:
                 owner = json.load(f)
             return owner if isinstance(owner, dict) else {}
         except (OSError, ValueError):
-            return {"pid": -1, "host": socket.gethostname()}
+            return None
 
     def release(self) -> None:
         if not self.held:
