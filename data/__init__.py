@@ -14,6 +14,7 @@ import torch
 import torch.utils.data
 
 from data.base_dataset import BaseDataset
+from data.batch_checks import collate_for
 from data.image_io import DataError
 from data.samplers import EpochSampler
 
@@ -135,6 +136,7 @@ def create_dataloader(
         drop_last=drop_last,
         persistent_workers=workers > 0,
         generator=generator,
+        collate_fn=collate_for(opt),
     )
 
 

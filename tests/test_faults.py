@@ -245,6 +245,29 @@ def test_corrupt_image_read_by_a_worker_is_one_line(tmp_path, synthetic_root, ca
     assert len(err) == 1 and victim.name in err[0] and "worker" not in err[0], err
 
 
+@pytest.mark.parametrize(
+    "heights,extra,expected",
+    [([48, 50], ["--batch_size", "1"], "50 after --preprocess scale_width: --model cycle_gan trains on sides "
+                                        "that are multiples of 4"),
+     ([48, 56], ["--batch_size", "2", "--num_threads", "2"], "images of different sizes in one batch")],
+)  # fmt: skip
+def test_images_that_keep_their_aspect_ratio_get_one_line(tmp_path, capsys, heights, extra, expected):
+    """--preprocess scale_width: a height the generator cannot keep, or two shapes in one batch."""
+    import numpy as np
+    from PIL import Image
+
+    for folder in ("trainA", "trainB"):
+        os.makedirs(tmp_path / "data" / folder)
+        for i, height in enumerate(heights):
+            Image.fromarray(np.zeros((height, 32, 3), np.uint8)).save(tmp_path / "data" / folder / f"{i}.png")
+    argv = _command_line(TINY, "cycle_gan", str(tmp_path / "data"), "aspect", str(tmp_path / "ck"),
+                         ["--preprocess", "scale_width", "--no_flip", "--serial_batches", "--max_steps", "2",
+                          *extra])  # fmt: skip
+    assert train.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0] and str(tmp_path / "data" / "trainA") in err[0], err
+
+
 def test_symlink_loop_in_a_class_folder_is_skipped_with_one_warning(tmp_path, capsys):
     from data.image_io import list_images
     from datasets.make_synthetic import make_synthetic

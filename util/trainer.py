@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 import data
 import models
+from data.batch_checks import check_size_multiple
 from util import checkpoint as ckpt_io
 from util.distributed import (
     DistInfo,
@@ -217,6 +218,7 @@ class Trainer(CheckpointingMixin):
         t0 = time.time()
         model = self.model
         model.set_progress(self.epoch, self.global_step)
+        check_size_multiple(batch, model.size_multiple(), self.opt)  # shapes only: no device work
         parts = split_batch(batch, self.opt.grad_accum) if self.opt.grad_accum > 1 else [(batch, 1.0)]
         for i, (micro, share) in enumerate(parts):
             model.runtime.begin_micro_batch(i, len(parts), share)
