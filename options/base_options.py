@@ -301,8 +301,14 @@ def format_options(opt: FrozenOptions, parser: argparse.ArgumentParser) -> str:
 
 
 def save_options(opt: FrozenOptions, parser: argparse.ArgumentParser, *, train: bool) -> None:
-    """opt.txt for people, opt.json for tools (and for checkpoint compatibility checks)."""
+    """opt.txt for people, opt.json for tools (and for checkpoint compatibility checks).
+
+    test.py writes its record into an existing experiment folder only: a mistyped ``--name`` must not leave an
+    empty experiment behind (it then stops with one line saying which weights it looked for).
+    """
     expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    if not train and not os.path.isdir(expr_dir):
+        return
     os.makedirs(expr_dir, exist_ok=True)
     stem = "train_opt" if train else "test_opt"
     with open(os.path.join(expr_dir, "opt.txt" if train else "test_opt.txt"), "w") as f:

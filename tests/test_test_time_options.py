@@ -60,6 +60,13 @@ def test_a_contradicting_flag_names_both_values(ckpt, synthetic_root, tmp_path, 
     assert "--ngf 16 (checkpoint: 8)" in err and "latest.pth" in err
 
 
+def test_a_mistyped_name_is_one_line_and_creates_no_folder(ckpt, synthetic_root, tmp_path, capsys):
+    assert run_test(ckpt, tmp_path, name="cg_typo", dataroot=synthetic_root) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no weights for --epoch latest" in err[0]
+    assert not (ckpt / "cg_typo").exists() and not (tmp_path / "cg_typo").exists()
+
+
 def test_training_flags_are_ignored_with_a_note(ckpt, synthetic_root, tmp_path, capsys):
     train_flags = ["--lambda_identity", "0.1", "--n_epochs", "5", "--display_id", "0", "--lr=0.1"]
     assert run_test(ckpt, tmp_path, *train_flags, dataroot=synthetic_root) == 0
