@@ -76,9 +76,12 @@ class TestOptions(BaseOptions):
 
     def parse(self, args: list[str] | None = None, *, save: bool = True) -> FrozenOptions:
         args = list(sys.argv[1:] if args is None else args)
-        if "-h" not in args and "--help" not in args:
-            args = with_checkpoint_model(args, super().build_parser(args))
-            args, ignored = drop_train_only(args, super().build_parser(args), TrainOptions().build_parser)
-            if ignored:
-                print(f"note: training options ignored at test time: {' '.join(ignored)}")
+        helps = [a for a in args if a in ("-h", "--help")]
+        if helps:  # --name EXP --help: the help of EXP's model
+            rest = [a for a in args if a not in helps]
+            return super().parse(with_checkpoint_model(rest, super().build_parser(rest)) + helps, save=save)
+        args = with_checkpoint_model(args, super().build_parser(args))
+        args, ignored = drop_train_only(args, super().build_parser(args), TrainOptions().build_parser)
+        if ignored:
+            print(f"note: training options ignored at test time: {' '.join(ignored)}")
         return super().parse(args, save=save)

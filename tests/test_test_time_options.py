@@ -178,6 +178,9 @@ def test_the_model_comes_from_the_checkpoint_when_not_given(tunit_run, tmp_path,
     assert run_test(ck, tmp_path, name="tu", model=None, dataroot=root) == 0  # the default --model is cycle_gan
     assert f"note: --model tunit (from {ck / 'tu' / 'latest.pth'})" in capsys.readouterr().out
     assert any("_to_cluster" in n for n in images_in(tmp_path, "tu"))
+    with pytest.raises(SystemExit) as exc:  # --help lists the checkpoint's model's options
+        TestOptions().parse(["--name", "tu", "--checkpoints_dir", str(ck), "--help"])
+    assert exc.value.code == 0 and "tunit options" in capsys.readouterr().out
 
 
 def test_tunit_test_with_a_bad_dataroot_leaves_no_folder(tunit_run, tmp_path, capsys):
