@@ -136,3 +136,25 @@ def test_lost_and_signalled_ranks(train_args, tmp_path):
     ckpt = torch.load(os.path.join(argv[argv.index("--checkpoints_dir") + 1], "sigterm", "latest.pth"),
                       weights_only=False)  # fmt: skip
     assert ckpt["progress"]["world_size"] == 2
+
+
+def test_every_collective_of_a_step_stops_with_one_line_when_a_peer_hangs(tmp_path):
+    """Whichever collective rank 0 is waiting in when rank 1 stops answering (the loss check of a print step,
+    the state gather of a save, the gradient check, MoCo's key gather, SyncBatchNorm), the wait ends after
+    ``--dist_timeout`` as :class:`PeerLostError` (one line in train.py), never a backend traceback."""
+    import json
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+           "WORLD_SIZE": "2"}  # fmt: skip
+    out = tmp_path / "results.json"
+    worker = os.path.join(ROOT, "tests", "_lost_peer_worker.py")
+    procs = [subprocess.Popen([sys.executable, worker, str(out), "2"], cwd=ROOT, env={**env, "RANK": str(r)})
+             for r in range(2)]  # fmt: skip
+    codes = wait_all(procs[:1], 120)
+    procs[1].kill()
+    procs[1].wait()
+    assert codes == [0]
+    results = json.loads(out.read_text())
+    assert len(results) == 5
+    escaped = {k: v for k, v in results.items() if not v.startswith("PeerLostError: rank 0: another process")}
+    assert not escaped, escaped

@@ -168,7 +168,7 @@ def agree_any(flag: bool, info: DistInfo) -> bool:
         return flag
     agreed = _finish_vote()
     vote = torch.tensor([int(flag)], dtype=torch.int32)
-    work = _guard(
+    work = guarded(
         lambda: dist.all_reduce(vote, op=dist.ReduceOp.MAX, group=_CONTROL["group"], async_op=True),
         "agreeing to stop",
     )
@@ -182,7 +182,7 @@ def _finish_vote() -> bool:
     if pending is None:
         return False
     work, vote = pending
-    _guard(work.wait, "agreeing to stop")
+    guarded(work.wait, "agreeing to stop")
     return bool(vote.item())
 
 
@@ -191,7 +191,7 @@ def barrier(info: DistInfo, why: str) -> None:
     if not info.enabled:
         return
     timeout = timedelta(seconds=float(_CONTROL["timeout"]))
-    _guard(lambda: dist.monitored_barrier(group=_CONTROL["group"], timeout=timeout), why)
+    guarded(lambda: dist.monitored_barrier(group=_CONTROL["group"], timeout=timeout), why)
 
 
 def share_from_main(flag: bool, info: DistInfo, why: str) -> bool:
@@ -199,11 +199,14 @@ def share_from_main(flag: bool, info: DistInfo, why: str) -> bool:
     if not info.enabled:
         return flag
     value = torch.tensor([int(flag)], dtype=torch.int32)
-    _guard(lambda: dist.broadcast(value, src=0, group=_CONTROL["group"]), why)
+    guarded(lambda: dist.broadcast(value, src=0, group=_CONTROL["group"]), why)
     return bool(value.item())
 
 
-def _guard(collective, why: str):
+def guarded(collective, why: str):
+    """Run ``collective()``; a peer that died, hung past ``--dist_timeout`` or left becomes one
+    :class:`PeerLostError` line instead of a backend traceback. Every collective of a training run goes
+    through here: whichever one a rank is waiting in when its peer is lost, the run stops the same way."""
     try:
         return collective()
     except (RuntimeError, dist.DistError) as exc:
@@ -214,7 +217,7 @@ def peer_lost_message(why: str, exc: BaseException) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return (
         f"rank {dist.get_rank() if dist.is_initialized() else 0}: another process did not answer while "
-        f"{why} (--dist_timeout {float(_CONTROL['timeout']):g} s); stopping. Cause: {first}"
+        f"{why} (--dist_timeout {float(_CONTROL.get('timeout', 600)):g} s); stopping. Cause: {first}"
     )
 
 
@@ -239,7 +242,7 @@ def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor
     parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
+    guarded(lambda: dist.all_gather(parts, tensor.contiguous()), "gathering MoCo keys")
     return torch.cat(parts, dim=0)
 
 

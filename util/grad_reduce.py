@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from util.distributed import PeerLostError, peer_lost_message
+from util.distributed import PeerLostError, guarded, peer_lost_message
 
 COMM_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -137,7 +137,7 @@ class GradientReducer:
             nxt = plan.buckets[plan.next_launch]
             if nxt.ready < len(nxt.params):
                 break
-            self._launch(nxt)
+            guarded(lambda bucket=nxt: self._launch(bucket), "averaging gradients")
             plan.next_launch += 1
 
     def _launch(self, bucket: _Bucket) -> None:
@@ -192,7 +192,7 @@ class GradientReducer:
         """Fail, naming parameters, when some ranks have a gradient for a parameter and others do not."""
         ref = plan.params[0]
         has = torch.tensor([p.grad is not None for p in plan.params], dtype=torch.int32, device=ref.device)
-        dist.all_reduce(has, op=dist.ReduceOp.SUM)
+        guarded(lambda: dist.all_reduce(has, op=dist.ReduceOp.SUM), "comparing which gradients exist")
         counts = has.tolist()
         bad = [i for i, c in enumerate(counts) if c not in (0, self.world_size)]
         if bad:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from util.distributed import guarded
+
 
 class NonFiniteLossError(RuntimeError):
     """A loss, a weight or an optimiser state became NaN or infinite; nothing poisoned was written."""
@@ -49,7 +51,7 @@ class LossWatch:
         local = self.earlier.clone() if self.bad is None else self.earlier | self.bad.any()
         flag = local.to(torch.int32)
         if all_reduce:
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            guarded(lambda: dist.all_reduce(flag, op=dist.ReduceOp.MAX), "checking the losses")
         if not int(flag):
             return
         if not bool(local):

@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from util.distributed import guarded
+
 
 class _AllReduceSum(torch.autograd.Function):
     """Sum over processes; the gradient of every process's input is the sum of all processes' gradients."""
@@ -21,13 +23,13 @@ class _AllReduceSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
         out = tensor.clone()
-        dist.all_reduce(out)
+        guarded(lambda: dist.all_reduce(out), "synchronising BatchNorm statistics")
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.clone()
-        dist.all_reduce(grad)
+        guarded(lambda: dist.all_reduce(grad), "synchronising BatchNorm gradients")
         return grad
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from util import checkpoint as ckpt_io
-from util.distributed import barrier
+from util.distributed import barrier, guarded
 from util.nonfinite import NonFiniteLossError
 
 
@@ -104,7 +104,7 @@ class CheckpointingMixin:
         bad, total = ckpt_io.count_non_finite(tree)
         if all_reduce:
             flag = torch.tensor(bad, device=self.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            guarded(lambda: dist.all_reduce(flag, op=dist.ReduceOp.MAX), "checking the state before a save")
             bad = int(flag)
         if bad:
             raise NonFiniteLossError(
@@ -183,7 +183,7 @@ class CheckpointingMixin:
 def gather_to_main(obj, world_size: int) -> list | None:
     """Every rank's ``obj`` as a list on rank 0 (None elsewhere); the objects travel pickled."""
     gathered = [None] * world_size if dist.get_rank() == 0 else None
-    dist.gather_object(obj, gathered, dst=0)
+    guarded(lambda: dist.gather_object(obj, gathered, dst=0), "gathering every rank's state for a save")
     return gathered
 
 
