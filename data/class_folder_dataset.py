@@ -25,6 +25,21 @@ def _subfolders(folder: str) -> list[str]:
     )
 
 
+def layout_error(root: str, phase: str) -> str:
+    """Why ``root`` is no class-folder tree for ``phase`` ("" when it may be one): an unaligned CycleGAN root
+    (``trainA``, ``trainB``, ...) would otherwise be read as the classes "trainA", "trainB", ... ."""
+    if not os.path.isdir(root) or os.path.isdir(os.path.join(root, phase)):
+        return ""
+    unaligned = [d for d in _subfolders(root) if d[:-1] in _PHASE_NAMES and d[-1:] in ("A", "B")]
+    if not unaligned:
+        return ""
+    return (
+        f"--dataroot {root} is an unaligned two-domain dataset ({', '.join(unaligned)}), not class folders: "
+        f"expected {root}/{phase}/<class>/<images> or {root}/<class>/<images> (two domains: "
+        f"{phase}/<domain A>/ and {phase}/<domain B>/)"
+    )
+
+
 class ClassFolderDataset(BaseDataset):
     """Items ``{'A', 'label', 'A_paths'}`` plus whatever :meth:`views` adds.
 
@@ -56,6 +71,8 @@ class ClassFolderDataset(BaseDataset):
         phase_dir = os.path.join(root, self.opt.phase)
         if os.path.isdir(phase_dir):
             return phase_dir
+        if layout_error(root, self.opt.phase):
+            raise DataError(layout_error(root, self.opt.phase))
         phases = [d for d in _subfolders(root) if d in _PHASE_NAMES]
         if phases:
             raise DataError(

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from models.base_model import BaseModel
-from models.cut_options import add_cut_options
+from models.cut_options import add_cut_options, option_errors, parse_layers
 from models.losses import GANLoss
 from models.losses.patchnce import PatchNCELoss
 from models.networks import (
@@ -46,11 +46,6 @@ from models.networks import (
     use_lean_blur,
 )
 from models.networks.heads import PatchSampleF
-
-
-def parse_layers(text: str) -> list[int]:
-    """``"0,4,8"`` -> ``[0, 4, 8]`` (the official comma-separated layer lists)."""
-    return [int(x) for x in str(text).split(",") if x.strip() != ""]
 
 
 def mirrored_ids(ids: torch.Tensor, width: int) -> torch.Tensor:
@@ -89,15 +84,10 @@ class CUTModel(BaseModel):
     def validate_options(cls, opt, parser):
         if not opt.netG.startswith("resnet"):
             parser.error(f"--model {opt.model} taps a ResNet generator's layers; --netG {opt.netG} has none")
-        if not opt.isTrain:
-            return
-        try:
-            layers = parse_layers(opt.nce_layers)
-        except ValueError:
-            parser.error(f"--nce_layers: expected comma-separated integers, got {opt.nce_layers!r}")
-        if not layers:
-            parser.error("--nce_layers must name at least one layer")
-        if opt.nce_idt and opt.input_nc != opt.output_nc:
+        errors = option_errors(opt)
+        if errors:
+            parser.error(errors[0])
+        if opt.isTrain and opt.nce_idt and opt.input_nc != opt.output_nc:
             parser.error("--nce_idt needs --input_nc == --output_nc (G(real_B) must be defined)")
 
     def __init__(self, opt):

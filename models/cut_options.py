@@ -5,10 +5,43 @@ levers) default to on and their ``--no-`` form is the official computation.
 
 from __future__ import annotations
 
-from models.networks import NORM_TYPES
+from models.networks import NORM_TYPES, build_generator
 from options import add_flag, add_switch
+from options.checks import range_errors
 
 CUT_MODES = ("CUT", "cut", "FastCUT", "fastcut")
+#: CUT's numeric options and their ranges (shared by SRUNIT), checked by :func:`option_errors`
+MINIMUMS = {"netF_nc": (1, "width of F's MLPs"), "num_patches": (1, "patches sampled per layer")}
+INTERVALS = {"nce_T": ("> 0", lambda v: v > 0, "temperature of the NCE loss")}
+
+
+def parse_layers(text: str) -> list[int]:
+    """``"0,4,8"`` -> ``[0, 4, 8]`` (the official comma-separated layer lists)."""
+    return [int(x) for x in str(text).split(",") if x.strip() != ""]
+
+
+def tap_count(opt) -> int:
+    """How many layers of ``--netG`` ``--nce_layers`` may tap: its modules, counted on a width-1 copy."""
+    net = build_generator(opt.netG, opt.input_nc, opt.output_nc, 1, "none", False, "normal", 0.02,
+                          antialias=not opt.no_antialias, antialias_up=not opt.no_antialias_up)  # fmt: skip
+    return len(net.model)
+
+
+def option_errors(opt) -> list[str]:
+    """Why these options cannot run (empty when they can); the model reports the first at parse time."""
+    errors = range_errors(opt, MINIMUMS, INTERVALS)
+    if not opt.isTrain or errors:
+        return errors
+    try:
+        layers = parse_layers(opt.nce_layers)
+    except ValueError:
+        return [f"--nce_layers: expected comma-separated integers, got {opt.nce_layers!r}"]
+    if not layers:
+        return ["--nce_layers must name at least one layer"]
+    n = tap_count(opt)
+    if any(not 0 <= i < n for i in layers):
+        return [f"--nce_layers must index the {n} layers of --netG {opt.netG} (0..{n - 1}), got {opt.nce_layers!r}"]  # fmt: skip
+    return []
 
 
 def add_cut_options(parser, is_train: bool):

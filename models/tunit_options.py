@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+from models.tunit_support import parse_widths
 from options import add_switch
+from options.checks import range_errors
 
 # (flag, type, default, help) tables: the official names and constants of main.py / tools/ops.py.
 NET_OPTIONS = (
@@ -45,6 +47,30 @@ TEST_OPTIONS = (
     ("--tunit_styles", str, "", "a .pt file with precomputed cluster styles ({'styles': (K, sty_dim)})"),
     ("--tunit_max_style_images", int, 0, "style images, evenly spaced (0: 2000 for clusters, 8 references)"),
 )
+
+
+#: TUNIT's numeric options and their smallest values (0 where it means "the official default"), read by
+#: :func:`option_errors`
+MINIMUMS = {
+    "output_k": (1, "pseudo domains"),
+    "sty_dim": (1, "style code size"),
+    "tunit_g_nf": (0, "G stem width; 0: official"),
+    "tunit_g_nf_mlp": (1, "G style-MLP width"),
+    "tunit_d_nf": (0, "D stem width; 0: official"),
+    "tunit_d_max_nf": (1, "D width cap"),
+    "moco_k": (1, "MoCo queue length"),
+    "tunit_epoch_iters": (1, "iterations per epoch"),
+    "tunit_epochs": (1, "epochs"),
+    "tunit_semi_warm_epochs": (0, "epochs"),
+    "tunit_start_iter": (0, "iterations"),
+    "c_weight_decay": (0, "Adam L2 weight decay of C"),
+    "gd_weight_decay": (0, "RMSprop L2 weight decay of G and D"),
+    "tunit_max_style_images": (0, "images; 0: the default"),
+}
+INTERVALS = {
+    "moco_t": ("> 0", lambda v: v > 0, "MoCo temperature"),
+    "ema_beta": ("in [0, 1]", lambda v: 0 <= v <= 1, "EMA decay"),
+}
 
 
 def _add_table(parser: argparse.ArgumentParser, table) -> None:
@@ -101,7 +127,12 @@ def add_tunit_options(parser: argparse.ArgumentParser, is_train: bool) -> argpar
 
 def option_errors(opt: argparse.Namespace) -> list[str]:
     """Why these options cannot run (empty when they can); the model reports the first at parse time."""
-    errors = []
+    errors = range_errors(opt, MINIMUMS, INTERVALS) + width_errors(opt)
+    if opt.isTrain and opt.dataset_mode != "tunit":
+        errors.append(
+            f"--dataset_mode: TUNIT trains on --dataset_mode tunit (two augmented views of each image, "
+            f"DATAROOT[/<phase>]/<class>/<images>), got {opt.dataset_mode}"
+        )
     if opt.input_nc != 3 or opt.output_nc != 3:
         errors.append(
             "TUNIT's networks take RGB images: use --input_nc 3 --output_nc 3 (gray images are expanded)"
@@ -113,3 +144,18 @@ def option_errors(opt: argparse.Namespace) -> list[str]:
     if opt.isTrain and opt.load_size != opt.crop_size:
         errors.append("TUNIT resizes to a square: use --load_size equal to --crop_size")
     return errors
+
+
+def width_errors(opt: argparse.Namespace) -> list[str]:
+    """``--tunit_c_widths``: comma-separated positive widths and ``M`` max-pools, at most log2(--crop_size) of them."""
+    try:
+        widths = parse_widths(opt.tunit_c_widths)
+    except ValueError:
+        widths = ()
+    if not widths or any(w != "M" and w < 1 for w in widths):
+        return [f"--tunit_c_widths: expected comma-separated positive integers and M (max-pool), e.g. "
+                f"64,M,128,M, got {opt.tunit_c_widths!r}"]  # fmt: skip
+    pools = widths.count("M")
+    if 2**pools > opt.crop_size:
+        return [f"--tunit_c_widths: {pools} max-pools shrink --crop_size {opt.crop_size} below one pixel"]
+    return []

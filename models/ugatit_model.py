@@ -46,7 +46,7 @@ from models.losses.ugatit import bce, mse
 from models.networks.adaptive_norms import RhoClipper
 from models.networks.init import init_weights
 from models.networks.ugatit import Discriminator, ResnetGenerator
-from models.ugatit_options import add_ugatit_options, min_image_size
+from models.ugatit_options import add_ugatit_options, min_image_size, option_errors
 from models.ugatit_support import UGATITDecay, UGATITOfficialFiles, heatmap_image, ugatit_adam
 
 D_NAMES = ("disGA", "disLA", "disGB", "disLB")  # official loss order: GA, LA, then GB, LB
@@ -85,6 +85,9 @@ class UGATITModel(UGATITOfficialFiles, BaseModel):
 
     @classmethod
     def validate_options(cls, opt, parser):
+        errors = option_errors(opt)
+        if errors:
+            parser.error(errors[0])
         if opt.light == 0 and (opt.crop_size % 4 or opt.preprocess in ("none", "scale_width")):
             parser.error(
                 "the full U-GAT-IT generator (--light False) needs fixed square inputs of a multiple of 4: "

@@ -6,6 +6,19 @@ import argparse
 
 from models.networks.ugatit import Discriminator
 from options.base_options import add_flag, add_switch
+from options.checks import range_errors
+
+#: the shallowest D that models/networks/ugatit.py builds (3 and 4 layers: the fork's, with stride-1 convs)
+MIN_DIS_LAYERS = 3
+#: U-GAT-IT's numeric options (and the enhanced model's) and their ranges, checked by :func:`option_errors`
+MINIMUMS = {
+    "n_res": (0, "residual blocks"),
+    "ch": (1, "base width of G and D"),
+    "n_global_dis": (MIN_DIS_LAYERS, "global discriminator layers"),
+    "n_local_dis": (MIN_DIS_LAYERS, "local discriminator layers"),
+    "weight_decay": (0, "Adam L2 weight decay"),
+}
+INTERVALS = {"ema_beta": ("in [0, 1]", lambda v: 0 <= v <= 1, "EMA decay")}
 
 
 def parse_light(value: str) -> int:
@@ -130,5 +143,11 @@ def min_image_size(opt: argparse.Namespace) -> int:
     the global and local discriminators need (96 px for the official 7-layer global D)."""
     if not opt.isTrain:
         return opt.crop_size if opt.light == 0 else 8
-    depths = (opt.n_global_dis, opt.n_local_dis)
-    return max(Discriminator(ndf=1, n_layers=n, sn=False).min_input_size for n in depths)
+    # Shallower depths are option_errors' to refuse (validate_options, after this size check).
+    depths = [n for n in (opt.n_global_dis, opt.n_local_dis) if n >= MIN_DIS_LAYERS]
+    return max((Discriminator(ndf=1, n_layers=n, sn=False).min_input_size for n in depths), default=1)
+
+
+def option_errors(opt: argparse.Namespace) -> list[str]:
+    """Why these options cannot run (empty when they can); the model reports the first at parse time."""
+    return range_errors(opt, MINIMUMS, INTERVALS)

@@ -13,6 +13,7 @@ import yaml
 
 from models.losses.unit import GAN_TYPES
 from models.networks.unit import ACTIVATIONS, NORM_TYPES, PAD_TYPES
+from options.checks import range_errors
 
 # Official config key -> option dest. Nested keys are "section.key". None: accepted and ignored.
 CONFIG_KEYS: dict[str, str | None] = {
@@ -138,6 +139,21 @@ _TRAIN_ALIASES = [
 ]  # fmt: skip
 
 
+#: UNIT's numeric options and their smallest values, checked by :func:`option_errors`
+MINIMUMS = {
+    "n_downsample": (0, "stride-2 convs in E"),
+    "n_res": (0, "ResBlocks in E and G"),
+    "share_layers": (0, "shared encoder and decoder blocks"),
+    "n_layer": (1, "layers of each D scale"),
+    "num_scales": (1, "D scales"),
+    "weight_decay": (0, "Adam L2 weight decay"),
+    "step_size": (1, "iterations between lr decays"),
+    "num_style": (0, "samples per input"),
+}
+#: option -> the flag named in messages: the official config key (``--dis.num_scales``) where there is one
+FLAGS = {dest: flags[0] for flags, dest, _ in _OPTIONS + _TRAIN_OPTIONS}
+
+
 def _dis_too_small(size: int, n_layer: int, num_scales: int) -> bool:
     """True when some D layer would get an input under 2 px (its 4x4 kernel on a pad-1 map fails, as officially)."""
     for _ in range(num_scales):
@@ -205,6 +221,9 @@ def option_errors(opt: argparse.Namespace) -> list[str]:
     problems = read_config(opt.config)[1] if opt.config else []
     if problems:
         return [f"--config {opt.config}: " + "; ".join(problems)]
+    errors = range_errors(opt, MINIMUMS, flags=FLAGS)
+    if errors:
+        return errors
     shared = shared_blocks(opt)
     # fmt: off
     checks = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -19,7 +20,14 @@ import models
 from util.distributed import validate_training_options
 
 from . import machine
-from .checks import check_image_size, check_length_options, check_ranges, given_options
+from .checks import (
+    check_image_size,
+    check_length_options,
+    check_name,
+    check_ranges,
+    format_suffix,
+    given_options,
+)
 
 DEFAULT_NAME = "experiment_name"
 
@@ -46,10 +54,16 @@ def add_switch(parser: argparse.ArgumentParser, name: str, default: bool, help: 
     parser.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help)
 
 
+#: a run of this many characters without a space in an error message is a pasted value, not words
+_LONG_TOKEN = re.compile(r"\S{201,}")
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
-    """An option error is one line: the 40-line usage block argparse prints first would hide it."""
+    """An option error is one line: the 40-line usage block argparse prints first would hide it, and a value of
+    thousands of characters (``--crop_size 999...``) is shown by its start and its length."""
 
     def error(self, message: str):
+        message = _LONG_TOKEN.sub(lambda m: f"{m.group()[:40]}... ({len(m.group())} characters)", message)
         self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
 
 
@@ -232,10 +246,12 @@ class BaseOptions:
         parser = self.build_parser(args)
         opt = parser.parse_args(args, namespace=FrozenOptions())
         opt.isTrain = self.is_train
+        given = given_options(parser, args)
+        check_ranges(opt, parser, given)
         finalize(opt, parser)
+        check_name(opt, parser)
         model_class = models.find_model_class(opt.model)
-        check_ranges(opt, parser)
-        check_length_options(model_class, opt, given_options(parser, args), parser)
+        check_length_options(model_class, opt, given, parser)
         check_image_size(model_class, opt, parser)
         model_class.validate_options(opt, parser)
         validate_training_options(opt, parser, models.find_model_class(opt.model))
@@ -255,7 +271,7 @@ class BaseOptions:
 def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser) -> None:
     """Every derived value, computed once."""
     if opt.suffix:
-        opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
+        opt.name = f"{opt.name}_{format_suffix(opt, parser)}"
     try:
         gpu_ids = [int(x) for x in str(opt.gpu_ids).split(",") if x.strip() != ""]
     except ValueError:
