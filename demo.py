@@ -6,14 +6,17 @@ Drop images (or a folder), pick the direction, and see the input beside every ex
 with each model's extra panels (U-GAT-IT's attention heatmaps, one image per TUNIT style); a TUNIT model can
 also take its style from a reference image. Results can be downloaded. Requests are queued and run one at
 a time, so two users cannot crash it; a bad upload (not an image, too large) gets a message in the page.
-Gradio is an optional dependency (pip install gradio).
+Gradio is an optional dependency (pip install gradio). A bad option, or a ``--port`` already in use, stops with
+one line before any model is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import os
+import socket
 import sys
 import tempfile
 from collections import OrderedDict
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from options.base_options import OneLineErrorParser
 from util.checkpoint import CheckpointError
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -236,13 +240,56 @@ def build_page(demo: Demo):
     return page
 
 
+def port_number(value: str) -> int:
+    """A TCP port a server can listen on (0, "any free port", would not match the address the demo prints)."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {value!r}")
+    return port
+
+
+def port_error(host: str, port: int) -> str | None:
+    """Why the demo cannot listen on ``host:port`` (in use, not an address of this machine), or None.
+
+    Checked before the models load, the way Gradio checks (a bind with SO_REUSEADDR), so that a busy port is
+    one line at once instead of Gradio's traceback after the loading.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            return f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})"
+        return f"--port {port}: {host}:{port} is already in use (another demo?); pick another, e.g. --port {free_port(host, port)}"  # fmt: skip
+    return None
+
+
+def free_port(host: str, busy: int) -> int:
+    """A port to suggest: the next free one above ``busy`` (else one the system picks)."""
+    for port in range(busy + 1, min(busy + 20, 65535) + 1):
+        try:
+            with socket.socket(socket.getaddrinfo(host, port)[0][0], socket.SOCK_STREAM) as s:
+                s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    with socket.socket(socket.getaddrinfo(host, 0)[0][0], socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser = OneLineErrorParser(prog="demo.py", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--name", action="append", required=True, help="experiment (repeat for side by side)")
     parser.add_argument("--checkpoints_dir", default="./checkpoints")
     parser.add_argument("--epoch", default="latest")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=port_number, default=7860, help="1-65535")
     parser.add_argument(
         "--style_dir", default="", help="TUNIT: images for the cluster styles (docs/tunit.md)"
     )
@@ -264,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     if not gradio_available():
         print("error: demo.py needs Gradio (an optional dependency): pip install gradio", file=sys.stderr)
         return 1
+    problem = port_error(args.host, args.port)
+    if problem:  # before the models load: seconds each
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     try:
         experiments = [load_experiment(name, args, device) for name in args.name]
@@ -274,7 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     page = build_page(Demo(experiments, out_dir, args.max_pixels))
     page.queue(default_concurrency_limit=1, max_size=args.queue_size)
     print(f"demo of {', '.join(args.name)} on {device}: http://{args.host}:{args.port}", flush=True)
-    page.launch(server_name=args.host, server_port=args.port, allowed_paths=[out_dir], show_error=False)
+    try:
+        page.launch(server_name=args.host, server_port=args.port, allowed_paths=[out_dir], show_error=False)
+    except OSError:  # taken while the models loaded: Gradio's "Cannot find empty port" traceback as one line
+        print(f"error: {port_error(args.host, args.port) or f'--port {args.port}: cannot listen there'}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -17,11 +17,15 @@ Exports are made on the CPU with the networks in eval mode and checked on two ra
 ``crop_size``, and batch 1 at a larger height to check the dynamic batch/height/width axes); the maximum
 absolute difference to PyTorch is printed, and the exit status is 1 when it exceeds ``--atol``. ONNX export
 needs the ``onnx`` package and its check ``onnxruntime``; without them that step is skipped with a message.
+TUNIT has no ONNX export (``ONNX_UNSUPPORTED``): ``--format both`` writes its TorchScript with a note, and
+``--format onnx`` is refused. Bad options (an ``--opset`` the exporter lacks, an output folder that is a file)
+stop with one line and exit status 2 before anything is built or written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
@@ -34,12 +38,23 @@ import models
 from data.image_io import DataError
 from models.networks.fast_conv import use_fast_cpu_convs
 from options import TestOptions
+from options.base_options import OneLineErrorParser
 from util import checkpoint as ckpt_io
 from util.checkpoint import CheckpointError
 from util.official_export import export_official
+from util.output_dirs import new_dirs, output_dir_error, remove_empty
 from util.test_loop import load_for_inference
 
 FORMATS = {"onnx": ("onnx",), "torchscript": ("torchscript",), "both": ("torchscript", "onnx"), "official": ()}
+#: models PyTorch's ONNX exporter cannot convert, and why (checked on every registered model, docs/evaluation.md)
+ONNX_UNSUPPORTED = {
+    "tunit": "its AdaIN normalises a 1 x N*C x H*W view with batch statistics, which the TorchScript-based ONNX "
+    "exporter cannot convert",
+}
+try:  # the opsets this PyTorch's exporter writes (a private table; the fallback is torch 2.x's)
+    from torch.onnx._constants import ONNX_MAX_OPSET, ONNX_MIN_OPSET
+except ImportError:  # pragma: no cover
+    ONNX_MIN_OPSET, ONNX_MAX_OPSET = 7, 20
 
 
 class Translation(nn.Module):
@@ -121,27 +136,51 @@ def export_torchscript(module: nn.Module, example: torch.Tensor, path: str):
     return lambda x: loaded(x)
 
 
+@contextlib.contextmanager
+def native_output_silenced():
+    """Discard what native code writes to the process's stdout/stderr meanwhile: on a failure PyTorch's ONNX
+    exporter dumps its whole graph there (hundreds of lines, whatever ``verbose`` says), and ONNX Runtime
+    its warnings; the exception is reported as one line instead. Python's own output is not affected
+    where ``sys.stdout`` is not the process's stdout (pytest), so print nothing inside."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
 def export_onnx(module: nn.Module, example: torch.Tensor, path: str, n_outputs: int, opset: int):
     """Dynamic batch/height/width when the exporter can; a fixed-shape file (with a message) when not."""
     outputs = ["output"] if n_outputs == 1 else [f"output_{i}" for i in range(n_outputs)]
     axes = {name: {0: "batch", 2: "height", 3: "width"} for name in ["input", *outputs]}
     kwargs = dict(dynamo=False, opset_version=opset, input_names=["input"], output_names=outputs)
-    with warnings.catch_warnings():
+    dynamic_failure = None
+    with warnings.catch_warnings(), native_output_silenced():
         warnings.simplefilter("ignore")
         # The TorchScript-based exporter (dynamo=False) needs the onnx package but not onnxscript.
         try:
             torch.onnx.export(module, (example,), path, dynamic_axes=axes, **kwargs)
         except Exception as exc:  # some ops (e.g. adaptive norms) only export with static shapes
-            print(
-                f"{path}: dynamic shapes failed ({str(exc).splitlines()[0]}); exporting for "
-                f"{tuple(example.shape)} only"
-            )
+            dynamic_failure = str(exc).splitlines()[0]
+    if dynamic_failure is not None:
+        print(f"{path}: dynamic shapes failed ({dynamic_failure}); exporting for {tuple(example.shape)} only")
+        with warnings.catch_warnings(), native_output_silenced():
+            warnings.simplefilter("ignore")
             torch.onnx.export(module, (example,), path, **kwargs)
     if importlib.util.find_spec("onnxruntime") is None:
         return None
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    with native_output_silenced():
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"input": x.numpy()})
 
 
@@ -179,7 +218,9 @@ def export_and_check(
         else:
             run = export_onnx(module, xs[0], path, len(expected[0]), args.opset)
     except Exception as exc:  # report and go on with the other networks and formats
-        print(f"{path}: export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        with contextlib.suppress(OSError):
+            os.remove(path)  # no half-written or unloadable file left behind
+        print(f"{path}: export failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
         return False
     if run is None:
         print(
@@ -202,12 +243,13 @@ def export_and_check(
 
 
 def parse(argv: list[str] | None):
-    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    """export.py's own options, then test.py's; every bad value is one line and exit status 2 here."""
+    p = OneLineErrorParser(prog="export.py", add_help=False, allow_abbrev=False)
     p.add_argument("--format", default="both", choices=sorted(FORMATS))
     p.add_argument(
         "--export_dir", "--out", default="", help="default: checkpoints_dir/name/export (official: .../official)"
     )
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.add_argument("--opset", type=int, default=17, help=f"ONNX opset ({ONNX_MIN_OPSET}-{ONNX_MAX_OPSET})")
     p.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference to PyTorch")
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
@@ -217,7 +259,33 @@ def parse(argv: list[str] | None):
             "plus every test.py option below.\n"
         )
     args, rest = p.parse_known_args(argv)
-    return args, TestOptions().parse(rest, save=False)
+    if not ONNX_MIN_OPSET <= args.opset <= ONNX_MAX_OPSET:
+        p.error(f"--opset {args.opset}: expected an ONNX opset from {ONNX_MIN_OPSET} to {ONNX_MAX_OPSET}")
+    opt = TestOptions().parse(rest, save=False)
+    if args.format == "onnx" and opt.model in ONNX_UNSUPPORTED:
+        p.error(f"--format onnx: --model {opt.model} has no ONNX export, use --format torchscript: "
+                f"{ONNX_UNSUPPORTED[opt.model]}")  # fmt: skip
+    out_dir = output_dir(opt, args)
+    problem = output_dir_error("--export_dir", args.export_dir or out_dir, out_dir)
+    if problem:
+        p.error(problem)
+    return args, opt
+
+
+def output_dir(opt, args: argparse.Namespace) -> str:
+    """``--export_dir``, else the experiment's ``export`` (``official`` for ``--format official``) folder."""
+    default = "official" if args.format == "official" else "export"
+    return args.export_dir or os.path.join(opt.checkpoints_dir, opt.name, default)
+
+
+def formats(args: argparse.Namespace, model_name: str) -> tuple[str, ...]:
+    """The formats to write: ``--format``'s, without ONNX for a model it cannot take (with a note)."""
+    chosen = FORMATS[args.format]
+    if "onnx" in chosen and model_name in ONNX_UNSUPPORTED:
+        why = ONNX_UNSUPPORTED[model_name]
+        print(f"note: --model {model_name} has no ONNX export, TorchScript only: {why}")
+        return tuple(f for f in chosen if f != "onnx")
+    return chosen
 
 
 def export_model(model, opt, args: argparse.Namespace, out_dir: str) -> bool:
@@ -228,11 +296,13 @@ def export_model(model, opt, args: argparse.Namespace, out_dir: str) -> bool:
     """
     use_fast_cpu_convs(model, enabled=False)
     model.eval()  # exports are for deployment: no dropout, batch norm with its running statistics
+    made = new_dirs(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    ok = True
+    ok, chosen = True, formats(args, opt.model)
     for label, module, channels in exportable_modules(model, opt):
-        for fmt in FORMATS[args.format]:
+        for fmt in chosen:
             ok &= export_and_check(label, module, channels, fmt, out_dir, opt, args, model.size_multiple())
+    remove_empty(made)  # every export failed or was skipped: no empty folder left behind
     return ok
 
 
@@ -240,17 +310,27 @@ def export_official_files(opt, args: argparse.Namespace) -> int:
     """``--format official``: our checkpoint's networks in the official file layout (util.official_export)."""
     expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
     path = ckpt_io.checkpoint_path(expr_dir, opt.epoch)
-    out_dir = args.export_dir or os.path.join(expr_dir, "official")
-    dataset = os.path.basename(os.path.normpath(opt.dataroot or "")) or opt.name
+    out_dir = output_dir(opt, args)
+    made = new_dirs(out_dir)
     try:
         if not os.path.isfile(path):
             raise CheckpointError(f"no checkpoint {path} to export (--epoch {opt.epoch})")
-        written = export_official(ckpt_io.load_checkpoint(path), out_dir, str(opt.epoch), dataset, path)
+        ckpt = ckpt_io.load_checkpoint(path)
+        written = export_official(ckpt, out_dir, str(opt.epoch), dataset_name(opt, ckpt), path)
     except CheckpointError as exc:
+        remove_empty(made)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote the official layout of {path}:\n  " + "\n  ".join(written))
     return 0
+
+
+def dataset_name(opt, ckpt: dict) -> str:
+    """U-GAT-IT's official ``--dataset`` (the folder under ``dataset/``, in its file names): the last folder of
+    ``--dataroot`` when given, else of the dataroot the experiment was trained on (not the synthetic default
+    that test.py's options fall back to), else the experiment's name."""
+    dataroot = ckpt.get("options", {}).get("dataroot") if opt.synthetic_data else opt.dataroot
+    return os.path.basename(os.path.normpath(dataroot or "")) or opt.name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    out_dir = args.export_dir or os.path.join(opt.checkpoints_dir, opt.name, "export")
+    out_dir = output_dir(opt, args)
     print(f"exporting {opt.model} networks from {source} to {out_dir}")
     return 0 if export_model(model, opt, args, out_dir) else 1
 

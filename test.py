@@ -6,6 +6,7 @@ the translations there, named after their inputs. ``--video FILE_OR_DIR`` writes
 (``--video_out``), ``--camera ID`` shows a webcam and its translation (see docs/video.md).
 """
 
+import os
 import sys
 
 from data.image_io import DataError
@@ -13,12 +14,35 @@ from options import TestOptions
 from options.machine import apply_torch_threads
 from util.checkpoint import CheckpointError
 from util.metrics.evaluate import score_test_results
+from util.metrics.fid import FIDWeightsError, load_extractor
+from util.output_dirs import output_dir_error
 from util.test_loop import Tester
-from util.video import VideoError, run_from_options
+from util.video import VideoError, run_from_options, video_output_dir
+
+
+def output_dir_errors(opt) -> list[str]:
+    """Problems of the folders this run writes into, by the option that names them (a file given as a folder)."""
+    if opt.camera >= 0:  # a window, no files
+        return []
+    if opt.video:
+        given = ("--video_out", opt.video_out) if opt.video_out else ("--results_dir", opt.results_dir)
+        found = [output_dir_error(*given, video_output_dir(opt))]
+    else:
+        web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
+        found = [output_dir_error("--results_dir", opt.results_dir, web_dir)]
+        if opt.output_path:
+            found.append(output_dir_error("--output_path", opt.output_path))
+    return [e for e in found if e]
 
 
 def main(argv: list[str] | None = None) -> int:
-    opt = TestOptions().parse(argv)
+    options = TestOptions()
+    opt = options.parse(argv, save=False)
+    errors = output_dir_errors(opt)
+    if errors:  # before the model is built or the options are recorded: nothing is written
+        print(f"error: {errors[0]}", file=sys.stderr)
+        return 2
+    options.save(opt)
     apply_torch_threads(opt)
     try:
         tester = Tester(opt)
@@ -27,9 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         if opt.video or opt.camera >= 0:
             run_from_options(tester.model, opt)
         else:
+            if opt.compute_fid:  # a bad weights file fails now, not after every image is translated
+                load_extractor(opt.fid_weights, opt.fid_dims, tester.device, opt.fid_batch_size)
             tester.run()
             if opt.compute_fid:
                 score_test_results(tester)
+    except FIDWeightsError as exc:  # asked for a score with a file that cannot give one: a usage error
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (CheckpointError, DataError, VideoError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

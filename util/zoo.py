@@ -3,11 +3,13 @@
     python -m util.zoo list
     python -m util.zoo get horse2zebra [--dir checkpoints]
     python -m util.zoo get tunit_afhq_cat_128 --file ~/Downloads/model_4568.ckpt   # browser-only hosts
+    python -m util.zoo get horse2zebra --file horse2zebra.pth   # any model, from a file fetched elsewhere
 
 ``get`` downloads with a progress bar into ``<name>.part`` and resumes it (HTTP Range) when run again after
 an interruption, checks the size the server announced (and a checksum when one is known), puts the official
 file into ``<dir>/<name>/``, checks that it loads into the architecture that test.py will build, and writes
-``zoo.json`` (source, size, sha256, test.py options). test.py then reads the official file directly:
+``zoo.json`` (source, size, sha256, test.py options). A failed ``get`` leaves no folder it made empty (a
+partial download stays, for resuming). test.py then reads the official file directly:
 
     python test.py --name horse2zebra <the options printed by get> --input_dir MY_PHOTOS
 """
@@ -28,6 +30,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from util.output_dirs import new_dirs, output_dir_error, remove_empty
 from util.zoo_registry import REGISTRY, ZooModel
 
 CHUNK = 1 << 16
@@ -138,7 +141,8 @@ def check_loads(entry: ZooModel, root: str, args: list[str]) -> None:
     import models
     from options import TestOptions
 
-    argv = [*args, "--name", entry.name, "--checkpoints_dir", root, "--gpu_ids", "-1"]
+    # --input_dir: no dataset is needed, so none is looked for (nor the synthetic one generated in the cwd).
+    argv = [*args, "--name", entry.name, "--checkpoints_dir", root, "--gpu_ids", "-1", "--input_dir", root]
     opt = TestOptions().parse(argv, save=False)
     model = models.create_model(opt)
     try:
@@ -157,6 +161,17 @@ def manual_target(entry: ZooModel, path: str) -> str:
     return entry.file
 
 
+def install_file(entry: ZooModel, file: str, dest: str) -> None:
+    """Put a file downloaded by hand at ``dest``: for an archive entry (CUT) either the archive itself, from
+    which the entry's member is taken, or that member."""
+    if not os.path.isfile(file):
+        raise ZooError(f"--file {file}: no such file")
+    if entry.archive_member and tarfile.is_tarfile(file):
+        extract_member(file, entry.archive_member, dest)
+    else:
+        shutil.copyfile(file, dest)
+
+
 def test_args(entry: ZooModel, root: str, file_name: str) -> list[str]:
     args = list(entry.test_args)
     if entry.method == "UNIT":  # the official file name is not gen_XXXXXXXX.pt: point at it
@@ -165,10 +180,24 @@ def test_args(entry: ZooModel, root: str, file_name: str) -> list[str]:
 
 
 def get(name: str, root: str = "checkpoints", file: str | None = None, progress: bool = True) -> str:
-    """Install ``name`` into ``root/name``; returns the test.py command line. Raises ZooError."""
+    """Install ``name`` into ``root/name`` (from ``file`` when given: any entry can be installed from a file
+    fetched by hand); returns the test.py command line. Raises ZooError, having removed the folders it made
+    and left empty."""
     entry = lookup(name)
     if entry.unavailable:
         raise ZooError(f"{name}: {entry.unavailable}; published at {entry.url} ({entry.source})")
+    made = [*new_dirs(os.path.join(root, name)), *new_dirs(os.path.join(root, ".zoo_downloads"))]
+    try:
+        return install(entry, root, file, progress)
+    except (ZooError, OSError) as exc:  # OSError: a disk that is full or not writable, as one line too
+        remove_empty(sorted(set(made), key=len, reverse=True))  # deepest first
+        if isinstance(exc, ZooError):
+            raise
+        raise ZooError(f"{exc.filename or root}: {exc.strerror or exc}") from None
+
+
+def install(entry: ZooModel, root: str, file: str | None, progress: bool) -> str:
+    name = entry.name
     expr_dir = os.path.join(root, name)
     record_path = os.path.join(expr_dir, "zoo.json")
     record = json_record(expr_dir)
@@ -176,27 +205,19 @@ def get(name: str, root: str = "checkpoints", file: str | None = None, progress:
         verify_recorded(expr_dir, record)
         print(f"{name} is already installed in {expr_dir} (checksum verified)")
         return command(name, record["test_args"])
-    if entry.manual:
-        if not file:
-            raise ZooError(
-                f"{name} is published on a page that needs a browser: download {entry.notes or entry.file} from "
-                f"{entry.url}, then run: python -m util.zoo get {name} --file PATH"
-            )
-        if not os.path.isfile(file):
-            raise ZooError(f"--file {file}: no such file")
-        os.makedirs(expr_dir, exist_ok=True)
-        target = manual_target(entry, file)
-        shutil.copyfile(file, os.path.join(expr_dir, target))
-        size, digest = os.path.getsize(file), sha256_of(file)
+    if entry.manual and not file:
+        raise ZooError(
+            f"{name} is published on a page that needs a browser: download {entry.notes or entry.file} from "
+            f"{entry.url}, then run: python -m util.zoo get {name} --file PATH"
+        )
+    target = manual_target(entry, file) if file else entry.file
+    dest = os.path.join(expr_dir, target)
+    os.makedirs(expr_dir, exist_ok=True)
+    if file:
+        install_file(entry, file, dest)
+        size, digest = os.path.getsize(dest), sha256_of(dest)
     else:
-        target = entry.file
-        os.makedirs(expr_dir, exist_ok=True)
-        try:
-            size, digest = fetch(entry, root, os.path.join(expr_dir, target), progress)
-        except ZooError:
-            if not os.listdir(expr_dir):  # leave no empty experiment folder behind
-                os.rmdir(expr_dir)
-            raise
+        size, digest = fetch(entry, root, dest, progress)
     args = test_args(entry, root, target)
     try:
         check_loads(entry, root, args)
@@ -268,12 +289,19 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("get", help="download, verify and install one model")
     g.add_argument("name")
     g.add_argument("--dir", default="checkpoints", help="checkpoints folder (test.py --checkpoints_dir)")
-    g.add_argument("--file", default=None, help="a file downloaded by hand (Drive/OneDrive-hosted models)")
+    g.add_argument("--file", default=None, help="install this file downloaded by hand (needed for the models "
+                   "hosted on Drive/OneDrive; CUT: the archive or its latest_net_G.pth)")  # fmt: skip
     g.add_argument("--no_progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.command == "list":
         print(table())
         return 0
+    problem = output_dir_error("--dir", args.dir)
+    if args.file is not None and not os.path.isfile(args.file):
+        problem = problem or f"--file {args.file}: no such file"
+    if problem:  # before anything is made or downloaded
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         cmd = get(args.name, args.dir, args.file, progress=not args.no_progress)
     except ZooError as exc:
