@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from util import checkpoint as ckpt_io
+from util import resume_settings
 from util.distributed import barrier, guarded
 from util.nonfinite import NonFiniteLossError
 
@@ -125,10 +126,15 @@ class CheckpointingMixin:
                 if differences
                 else str(exc)
             ) from None
+        fresh = resume_settings.snapshot(m.optimizers, m.schedulers)
         for name, state in ckpt["optimizers"].items():
             m.optimizers[name].load_state_dict(state)
         for name, state in ckpt["schedulers"].items():
             m.schedulers[name].load_state_dict(state)
+        changes = resume_settings.reapply(m.optimizers, m.schedulers, fresh)
+        if changes and self.dist.is_main:
+            print(f"note: optimiser settings of this command differ from {path}'s and apply from here on: "
+                  + "; ".join(changes))  # fmt: skip
         m.runtime.load_state_dict(ckpt["scaler"])
         self.restore_progress(ckpt)
         self.restore_rank_state(ckpt)
