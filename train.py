@@ -1,9 +1,10 @@
 """Train any registered model: ``python train.py --model cycle_gan --dataroot DATA --name EXP``.
 
 With no ``--dataroot`` a small synthetic dataset is generated and used, so a fresh clone can train at once.
-``--continue_train`` resumes exactly where the last checkpoint stopped; SIGTERM/SIGINT save and exit, a
-second one exits at once. One run at a time per experiment folder (``run.lock``), and nothing is written
-to that folder before the options and the checkpoint to resume from have been checked.
+``--continue_train`` resumes exactly where the last checkpoint stopped; a new run into a folder holding
+checkpoints needs ``--overwrite``. SIGTERM/SIGINT save and exit, a second one exits at once. One run at a
+time per experiment folder (``run.lock``), and nothing is written to that folder before the options and the
+checkpoint to resume from have been checked; a refused start leaves no folder behind that it created.
 """
 
 import contextlib
@@ -15,6 +16,8 @@ from options import TrainOptions
 from options.machine import apply_torch_threads
 from util.checkpoint import CheckpointError, remove_orphan_temps
 from util.distributed import PeerLostError
+from util.fresh_start import check_fresh_start
+from util.metrics.evaluate import set_aside_history
 from util.run_lock import RunLock, RunLockedError
 from util.trainer import NonFiniteLossError, Trainer, TrainingAborted, TrainingInterrupted
 
@@ -32,12 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     apply_torch_threads(opt)
     try:
         with experiment_lock(opt) as lock:
+            check_fresh_start(opt)  # every rank: a file check, so no rank waits for one that refused
             if lock is not None:
                 removed = remove_orphan_temps(lock.expr_dir)
                 if removed:
                     print(f"removed {len(removed)} temp file(s) of killed saves: {', '.join(removed)}")
             trainer = Trainer(opt)  # checks options against the checkpoint before anything is written
             if int(os.environ.get("RANK", "0")) == 0:
+                if not opt.continue_train and not opt.dry_run:
+                    set_aside_history(trainer.expr_dir)
                 options.save(opt)
             trainer.fit()
     except TrainingInterrupted as exc:

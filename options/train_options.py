@@ -56,6 +56,13 @@ class TrainOptions(BaseOptions):
             "--continue_train",
             help="resume from checkpoints_dir/name/<epoch>.pth exactly where it stopped",
         )
+        add_flag(
+            g,
+            "--overwrite",
+            help="start a new run in a folder that holds checkpoints (refused without it): nothing is deleted up "
+            "front, the old numbered/latest/best checkpoints are overwritten as this run saves, and the old "
+            "eval_history.json is moved to eval_history.json.old",
+        )
         g.add_argument(
             "--epoch_count",
             type=int,

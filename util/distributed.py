@@ -117,19 +117,21 @@ def several_gpus_error(gpu_ids: list[int], info: DistInfo) -> str:
     )
 
 
-def select_device(gpu_ids: list[int], info: DistInfo) -> torch.device:
+def select_device(gpu_ids: list[int], info: DistInfo, *, explicit: bool = True) -> torch.device:
     """``--gpu_ids -1`` (or no CUDA) means CPU; under torchrun process LOCAL_RANK takes ``cuda:LOCAL_RANK``.
 
     Under torchrun ``--gpu_ids`` only chooses GPU or CPU: which GPUs a node uses is CUDA_VISIBLE_DEVICES'
     job, and local ranks 0..N-1 take the visible devices 0..N-1 (taking ``gpu_ids[0]`` put every rank on
-    cuda:0). In one process the first id is used.
+    cuda:0). In one process the first id is used. The CPU fallback is announced only for ids the user asked
+    for (``explicit``): the default ``--gpu_ids 0`` means "a GPU if there is one", and a warning on every
+    run of a CPU machine would teach people to ignore warnings.
     """
     if not gpu_ids:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        print(
-            f"warning: --gpu_ids {','.join(map(str, gpu_ids))} asked for CUDA, which is not available; using the CPU"
-        )
+        if explicit:
+            ids = ",".join(map(str, gpu_ids))
+            print(f"warning: --gpu_ids {ids} asked for CUDA, which is not available; using the CPU")
         return torch.device("cpu")
     index = info.local_rank if info.enabled else gpu_ids[0]
     if index >= torch.cuda.device_count():

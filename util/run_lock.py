@@ -2,9 +2,10 @@
 
 Two runs with the same ``--name`` would interleave ``loss_log.txt`` and overwrite each other's checkpoints,
 so a run takes ``<expr_dir>/run.lock`` (holding pid and host, created whole by a hard link so that it is
-never seen empty) before it writes anything, and removes it when it ends. A lock left by a run that was killed (its pid no longer exists on this host) is
-taken over with a note; a lock of a live process, or of another host (whose pids cannot be checked), refuses
-the new run with one line.
+never seen empty) before it writes anything, and removes it when it ends, together with the folders it created
+when the run wrote nothing into them (a refused start). A lock left by a run that was killed (its pid no longer
+exists on this host) is taken over with a note; a lock of a live process, or of another host (whose pids cannot
+be checked), refuses the new run with one line.
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def missing_folders(path: str) -> list[str]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
 class RunLock:
     """``with RunLock(expr_dir):`` or ``acquire()`` / ``release()``; release only removes our own lock."""
 
@@ -40,8 +54,10 @@ class RunLock:
         self.expr_dir = expr_dir
         self.path = os.path.join(expr_dir, LOCK_NAME)
         self.held = False
+        self.created: list[str] = []  # folders this lock made, deepest first
 
     def acquire(self) -> None:
+        self.created = missing_folders(self.expr_dir)
         os.makedirs(self.expr_dir, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname()}
         for _ in range(3):  # further tries after taking over a stale lock
@@ -143,6 +159,21 @@ class RunLock:
                 os.remove(self.path)
             except FileNotFoundError:
                 pass
+        self._remove_created()
+
+    def _remove_created(self) -> None:
+        """Remove the folders :meth:`acquire` made that are still empty (a refused start wrote nothing).
+
+        Without this a mistyped ``--dataroot`` left an empty ``checkpoints/<name>/`` that looks like a run.
+        ``rmdir`` removes empty folders only, so another run's files (or a sibling experiment in a
+        ``--checkpoints_dir`` this run created) stop the removal there.
+        """
+        for folder in self.created:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return
+        self.created = []
 
     def __enter__(self) -> RunLock:
         self.acquire()

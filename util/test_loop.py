@@ -106,7 +106,7 @@ class Tester:
 
     def __init__(self, opt):
         self.opt = opt
-        self.device = select_device(opt.gpu_ids, DistInfo())
+        self.device = select_device(opt.gpu_ids, DistInfo(), explicit=opt.was_given("gpu_ids"))
         self.model = models.create_model(opt)
         self.model.setup(verbose=opt.verbose)
         self.source = None if opt.dry_run else load_for_inference(self.model, opt)

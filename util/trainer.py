@@ -71,7 +71,7 @@ class Trainer(CheckpointingMixin):
     def __init__(self, opt):
         self.opt = opt
         self.dist: DistInfo = launch_info()
-        self.device = select_device(opt.gpu_ids, self.dist)
+        self.device = select_device(opt.gpu_ids, self.dist, explicit=opt.was_given("gpu_ids"))
         init_distributed(self.dist, self.device, opt.dist_timeout)
         if self.device.type == "cuda":
             # Fixed-size crops let cuDNN pick the fastest kernels once (as the official code does).
@@ -107,7 +107,9 @@ class Trainer(CheckpointingMixin):
         self.loss_watch = LossWatch(self.device)
         self.stop_requested, self.pid = False, os.getpid()
         self.visualizer = None
-        self.evaluator = PeriodicEvaluator(opt, self.expr_dir) if opt.eval_freq > 0 else None
+        self.evaluator = None
+        if opt.eval_freq > 0:  # a fresh run's best.pth is judged against its own evaluations only
+            self.evaluator = PeriodicEvaluator(opt, self.expr_dir, resume=opt.continue_train)
         if opt.dry_run:
             return
         # Checks first: a refused resume must leave the folder untouched (no loss_log.txt header either).

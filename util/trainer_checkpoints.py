@@ -206,7 +206,7 @@ def to_cpu(tree):
 
 def option_differences(saved: dict, opt) -> str:
     """Name the options that differ between a checkpoint and the current command line, one per line."""
-    ignore = {"continue_train", "epoch", "gpu_ids", "num_threads", "dry_run", "display_id", "print_freq"}
+    ignore = {"continue_train", "overwrite", "epoch", "gpu_ids", "num_threads", "dry_run", "display_id", "print_freq"}
     diffs = [
         f"  --{k}: checkpoint {v!r}, now {getattr(opt, k)!r}"
         for k, v in sorted(saved.items())

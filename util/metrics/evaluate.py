@@ -38,6 +38,8 @@ from util.metrics.fid import (
 from util.test_loop import input_dataset, input_folder, pad_to_multiple
 
 OPPOSITE = {"AtoB": "BtoA", "BtoA": "AtoB"}
+#: the scores of every evaluation of a run, in its experiment folder; the lowest FID decides ``best.pth``
+HISTORY_NAME = "eval_history.json"
 
 
 def add_eval_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -218,6 +220,20 @@ def score_test_results(tester) -> dict[str, float] | None:
     return metrics
 
 
+def set_aside_history(expr_dir: str) -> str | None:
+    """Rename an earlier run's ``eval_history.json`` to ``eval_history.json.old`` (replacing an older ``.old``).
+
+    Called when a fresh run starts (after its checks passed): left in place, the old run's scores would decide
+    the new run's ``best.pth`` as soon as the new run is resumed. Returns the new name, or None.
+    """
+    path = os.path.join(expr_dir, HISTORY_NAME)
+    if not os.path.isfile(path):
+        return None
+    os.replace(path, f"{path}.old")
+    print(f"note: this is a new run; the earlier evaluation history was moved to {path}.old")
+    return f"{path}.old"
+
+
 class PeriodicEvaluator:
     """``train.py --eval_freq N``: FID/KID every N iterations, logged, kept in ``eval_history.json``.
 
@@ -227,11 +243,13 @@ class PeriodicEvaluator:
     evaluations follows exactly the same trajectory as one without.
     """
 
-    def __init__(self, opt, expr_dir: str) -> None:
+    def __init__(self, opt, expr_dir: str, *, resume: bool = True) -> None:
+        """``resume=False`` (a fresh run): the best is judged against this run's evaluations only, whatever an
+        earlier run in the folder left in the history file (:func:`set_aside_history` moves that file away)."""
         self.opt = opt
-        self.history_path = os.path.join(expr_dir, "eval_history.json")
+        self.history_path = os.path.join(expr_dir, HISTORY_NAME)
         self.history: list[dict] = []
-        if os.path.isfile(self.history_path):
+        if resume and os.path.isfile(self.history_path):
             with open(self.history_path, encoding="utf-8") as f:
                 self.history = json.load(f)
         self.best = min((h["fid"] for h in self.history if "fid" in h), default=math.inf)
