@@ -242,6 +242,12 @@ def export_and_check(
     return ok
 
 
+class ExportOptions(TestOptions):
+    """test.py's options for a run that reads no images: no dataset is looked for, and none is generated."""
+
+    reads_data = False
+
+
 def parse(argv: list[str] | None):
     """export.py's own options, then test.py's; every bad value is one line and exit status 2 here."""
     p = OneLineErrorParser(prog="export.py", add_help=False, allow_abbrev=False)
@@ -261,7 +267,7 @@ def parse(argv: list[str] | None):
     args, rest = p.parse_known_args(argv)
     if not ONNX_MIN_OPSET <= args.opset <= ONNX_MAX_OPSET:
         p.error(f"--opset {args.opset}: expected an ONNX opset from {ONNX_MIN_OPSET} to {ONNX_MAX_OPSET}")
-    opt = TestOptions().parse(rest, save=False)
+    opt = ExportOptions().parse(rest, save=False)
     if args.format == "onnx" and opt.model in ONNX_UNSUPPORTED:
         p.error(f"--format onnx: --model {opt.model} has no ONNX export, use --format torchscript: "
                 f"{ONNX_UNSUPPORTED[opt.model]}")  # fmt: skip
@@ -327,9 +333,8 @@ def export_official_files(opt, args: argparse.Namespace) -> int:
 
 def dataset_name(opt, ckpt: dict) -> str:
     """U-GAT-IT's official ``--dataset`` (the folder under ``dataset/``, in its file names): the last folder of
-    ``--dataroot`` when given, else of the dataroot the experiment was trained on (not the synthetic default
-    that test.py's options fall back to), else the experiment's name."""
-    dataroot = ckpt.get("options", {}).get("dataroot") if opt.synthetic_data else opt.dataroot
+    ``--dataroot`` when given, else of the dataroot the experiment was trained on, else the experiment's name."""
+    dataroot = opt.dataroot or ckpt.get("options", {}).get("dataroot")
     return os.path.basename(os.path.normpath(dataroot or "")) or opt.name
 
 

@@ -82,9 +82,18 @@ class FrozenOptions(argparse.Namespace):
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
 
+    def was_given(self, key: str) -> bool:
+        """True when the option was spelled out on the command line, not left at its default or a preset.
+
+        Some messages only make sense for a choice the user made: the default ``--gpu_ids 0`` on a machine
+        without CUDA is no request for a GPU. Options not made by parsing count as not given.
+        """
+        return key in self.__dict__.get("_given", ())
+
     def replace(self, **changes: Any) -> FrozenOptions:
         """A frozen copy with some values changed (the test loop derives per-pass options this way)."""
         copy = FrozenOptions(**{**self.to_dict(), **changes})
+        copy._given = self.__dict__.get("_given", frozenset())
         return copy.freeze()
 
 
@@ -106,13 +115,16 @@ class BaseOptions:
     """Builds the parser; subclasses add train or test options."""
 
     is_train = False
+    #: False for tools that load a model but read no images (export.py): no dataset is looked for or made
+    reads_data = True
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         g = parser.add_argument_group("experiment")
         g.add_argument(
             "--dataroot",
             default=None,
-            help="dataset folder (trainA, trainB, ...); omitted: a built-in synthetic dataset is made and used",
+            help="dataset folder (trainA, trainB, ...); omitted: a built-in synthetic dataset is made and used "
+            "(test.py: the folder the checkpoint was trained on, when it was trained on one)",
         )
         g.add_argument(
             "--name", default=DEFAULT_NAME, help="experiment name; checkpoints go to checkpoints_dir/name"
@@ -247,8 +259,9 @@ class BaseOptions:
         opt = parser.parse_args(args, namespace=FrozenOptions())
         opt.isTrain = self.is_train
         given = given_options(parser, args)
+        opt._given = frozenset(given)
         check_ranges(opt, parser, given)
-        finalize(opt, parser)
+        finalize(opt, parser, reads_data=self.reads_data)
         check_name(opt, parser)
         model_class = models.find_model_class(opt.model)
         check_length_options(model_class, opt, given, parser)
@@ -268,8 +281,9 @@ class BaseOptions:
             save_options(opt, self.parser, train=self.is_train)
 
 
-def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser) -> None:
-    """Every derived value, computed once."""
+def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser, *, reads_data: bool = True) -> None:
+    """Every derived value, computed once. ``reads_data`` False (export.py): no dataset is needed, so the
+    synthetic one is neither generated nor used."""
     if opt.suffix:
         opt.name = f"{opt.name}_{format_suffix(opt, parser)}"
     try:
@@ -286,15 +300,21 @@ def finalize(opt: FrozenOptions, parser: argparse.ArgumentParser) -> None:
         opt.num_threads = machine.default_workers(cores, processes)
     if opt.torch_threads == 0:
         opt.torch_threads = machine.default_torch_threads(cores, max(opt.num_threads, 0), processes)
-    standalone_input = not opt.isTrain and (
+    opt.synthetic_data = opt.dataroot is None and reads_data and reads_dataroot(opt)
+    if opt.synthetic_data:
+        opt.dataroot = default_synthetic_root(opt)
+    elif opt.dataroot is None:  # test.py on a plain folder, a video or a camera, export.py: no dataset
+        opt.dataroot = getattr(opt, "input_dir", "") or ""
+
+
+def reads_dataroot(opt: argparse.Namespace) -> bool:
+    """Whether these options read images from ``--dataroot``: not test.py on a plain folder, a video or a
+    camera, nor a run whose list files name both domains' images."""
+    standalone_input = not getattr(opt, "isTrain", False) and (
         getattr(opt, "input_dir", "") or getattr(opt, "video", "") or getattr(opt, "camera", -1) >= 0
     )
     listed = bool(getattr(opt, "list_A", "") and getattr(opt, "list_B", ""))  # both domains from list files
-    opt.synthetic_data = opt.dataroot is None and not standalone_input and not listed
-    if opt.synthetic_data:
-        opt.dataroot = default_synthetic_root(opt)
-    elif opt.dataroot is None:  # test.py on a plain folder, a video or a camera needs no dataset
-        opt.dataroot = getattr(opt, "input_dir", "") or ""
+    return not standalone_input and not listed
 
 
 def default_synthetic_root(opt: FrozenOptions) -> str:

@@ -3,7 +3,9 @@
 Our checkpoints store every training option under ``"options"``; each model declares which of them shape its
 networks (``BaseModel.architecture_options``). test.py, export.py and rescore use those values as defaults, so
 ``--ngf 16`` forgotten at test time no longer breaks loading; a flag given explicitly that contradicts the
-checkpoint is refused with both values. Official checkpoints (no options inside) change nothing.
+checkpoint is refused with both values. The training folder (``--dataroot``, unless it was the synthetic data),
+``--crop_size`` and ``--preprocess`` are taken as plain defaults that any flag overrides. Official checkpoints
+(no options inside) change nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 
 import models
 from util import checkpoint as ckpt_io
+
+from .base_options import reads_dataroot
 
 
 def saved_options(path: str) -> tuple[str | None, dict]:
@@ -92,6 +96,42 @@ def apply_checkpoint_architecture(
         )
     if arch:
         parser.set_defaults(**arch)
+
+
+#: what test.py takes from our checkpoints as plain defaults, in the order the note names them
+DATA_OPTIONS = ("dataroot", "crop_size", "preprocess")
+
+
+def apply_checkpoint_data(
+    parser: argparse.ArgumentParser, known: argparse.Namespace, chosen: set[str], *, dataroot: bool
+) -> str:
+    """Make the checkpoint's preprocessing (and, with ``dataroot``, its training folder) the parser defaults.
+
+    Unlike the architecture these are only defaults: ``chosen`` (flags given, or set by a model preset such as
+    U-GAT-IT's ``--img_size``) always win. A training folder that is gone is refused rather than the synthetic
+    data translated silently. Returns the note naming what was taken ("" if nothing).
+    """
+    path = experiment_checkpoint(known)
+    _, saved = saved_options(path)
+    taken = {k: saved[k] for k in ("crop_size", "preprocess") if k in saved and k not in chosen}
+    if dataroot and "dataroot" not in chosen and training_dataroot(saved) and reads_dataroot(known):
+        taken["dataroot"] = training_dataroot(saved)
+        if not os.path.isdir(taken["dataroot"]):
+            parser.error(f"--dataroot {taken['dataroot']} (from {path}) no longer exists: "
+                         "pass --dataroot DATA or --input_dir FOLDER")  # fmt: skip
+    if not taken:
+        return ""
+    changed = [k for k in DATA_OPTIONS if k in taken and parser.get_default(k) != taken[k]]
+    if "crop_size" in taken and "load_size" not in chosen:
+        taken["load_size"] = None  # test-time load_size follows crop_size (the CycleGAN convention)
+    parser.set_defaults(**taken)
+    shown = " ".join(f"--{k} {taken[k]}" for k in changed)
+    return f"note: {shown} (from {path})" if changed else ""
+
+
+def training_dataroot(saved: dict) -> str:
+    """The image folder a run of our framework was trained on ("" for the synthetic data or list files)."""
+    return (saved.get("dataroot") or "") if saved.get("synthetic_data") is False else ""
 
 
 def drop_train_only(

@@ -1,8 +1,9 @@
 """Test options. As in the CycleGAN/CUT codebases, load_size defaults to crop_size so test images are not cropped
-(here the --crop_size given on the command line, not the parser default).
+(here the --crop_size given on the command line or taken from the checkpoint, not the parser default).
 
-The architecture comes from the checkpoint (``options.checkpoint_options``), and training-only flags copied
-from a training command are accepted and ignored, with one note naming them.
+The architecture, and as defaults the training folder and preprocessing, come from the checkpoint
+(``options.checkpoint_options``); training-only flags copied from a training command are accepted and ignored,
+with one note naming them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+import models
+
 from .base_options import BaseOptions, FrozenOptions, add_flag
-from .checkpoint_options import apply_checkpoint_architecture, drop_train_only, with_checkpoint_model
+from .checkpoint_options import (
+    apply_checkpoint_architecture,
+    apply_checkpoint_data,
+    drop_train_only,
+    with_checkpoint_model,
+)
 from .checks import given_options
 from .train_options import TrainOptions
 
@@ -68,10 +76,16 @@ class TestOptions(BaseOptions):
         return parser
 
     def build_parser(self, args: list[str] | None) -> argparse.ArgumentParser:
-        """The three passes, then the checkpoint's architecture as defaults."""
+        """The three passes, then the checkpoint's architecture, preprocessing and training folder as defaults."""
         parser = super().build_parser(args)
         known, _ = parser.parse_known_args(args)
-        apply_checkpoint_architecture(parser, known, given_options(parser, args))
+        given = given_options(parser, args)
+        apply_checkpoint_architecture(parser, known, given)
+        # what a model's presets set (U-GAT-IT's --img_size, UNIT's --config) counts as given
+        presets = models.find_model_class(known.model).preset_defaults(known, self.is_train)
+        note = apply_checkpoint_data(parser, known, given | set(presets), dataroot=self.reads_data)
+        if note:
+            print(note)
         return parser
 
     def parse(self, args: list[str] | None = None, *, save: bool = True) -> FrozenOptions:

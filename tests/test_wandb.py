@@ -4,6 +4,7 @@ import glob
 import json
 import struct
 import sys
+import time
 
 import pytest
 
@@ -20,7 +21,8 @@ def read_records(path: str) -> list:
     as LevelDB's log format with a 7-byte W&B header)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     assert data[:4] == b":W&B"
     records, pos, pending = [], HEADER, b""
     while pos + 7 <= len(data):
@@ -29,6 +31,8 @@ def read_records(path: str) -> list:
             pos += left
             continue
         length, kind = struct.unpack("<HB", data[pos + 4 : pos + 7])
+        if pos + 7 + length > len(data):  # a chunk still being written: not a record yet
+            break
         chunk = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind == 0 and length == 0:
@@ -39,6 +43,22 @@ def read_records(path: str) -> list:
             record.ParseFromString(pending)
             records.append(record)
     return records
+
+
+def finished_records(path: str, limit: float = 60.0) -> list:
+    """The records once the run's ``exit`` record is in the file: W&B's service process may still be writing
+    the file after ``finish()`` returned on a loaded machine (a half-written record does not parse)."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            records = read_records(path)
+        except Exception:  # DecodeError of a record caught half-written
+            if time.monotonic() > deadline:
+                raise
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
 
 
 def history_rows(records) -> list[dict]:
@@ -73,7 +93,7 @@ def test_offline_run_records_options_losses_images_and_fid(tmp_path, monkeypatch
     trainer.evaluator = FakeEvaluator()
     trainer.fit()
     (run_file,) = glob.glob(str(tmp_path / "wb" / "wandb" / "offline-run-*" / "run-*.wandb"))
-    records = read_records(run_file)
+    records = finished_records(run_file)
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert run.project == "proj" and run.display_name == "wb"
     config = {i.key: json.loads(i.value_json) for i in run.config.update}

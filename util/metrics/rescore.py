@@ -20,6 +20,7 @@ import sys
 import models
 from data.image_io import DataError
 from options import TestOptions
+from options.checkpoint_options import training_dataroot
 from util import checkpoint as ckpt_io
 from util.distributed import DistInfo, select_device
 from util.metrics.evaluate import evaluate_translation
@@ -72,6 +73,10 @@ def list_checkpoints(expr_dir: str) -> list[str]:
 def options_for(ckpt: dict, args: argparse.Namespace):
     """Test options for scoring ``ckpt``: its training options, with this run's folders, device and flags."""
     saved = ckpt["options"]
+    trained_on = training_dataroot(saved)
+    if not args.dataroot and trained_on and not os.path.isdir(trained_on):  # else: "no scores", exit status 0
+        raise ValueError(f"--dataroot {trained_on} (the training data of {args.name}) no longer exists: "
+                         "pass --dataroot DATA")  # fmt: skip
     argv = [
         "--model",
         ckpt["model"],
