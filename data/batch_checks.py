@@ -51,12 +51,19 @@ def collate_for(opt: Any):
     return functools.partial(collate, preprocess=getattr(opt, "preprocess", ""))
 
 
-def check_size_multiple(batch: dict, multiple: int, opt: Any) -> None:
-    """A training batch whose height or width is not a multiple of ``multiple`` stops with the image's name."""
+def check_size_multiple(batch: dict, multiple: int, opt: Any, min_size: int = 1) -> None:
+    """A training batch whose height or width is not a multiple of ``multiple``, or under the networks'
+    smallest side ``min_size`` (a 640 x 4 image under ``--preprocess none``), stops with the image's name."""
     for key, value in batch.items():
         if not (torch.is_tensor(value) and value.dim() == 4):
             continue
         height, width = value.shape[-2:]
+        if min(height, width) < min_size:
+            raise DataError(
+                f"{_path(batch, key)} is {width} x {height} after --preprocess {opt.preprocess}: --model "
+                f"{opt.model} with these options trains on sides of at least {min_size} px; use larger images "
+                f"or a --preprocess mode that resizes them (resize_and_crop, scale_width_and_crop)"
+            )
         if height % multiple or width % multiple:
             raise DataError(
                 f"{_path(batch, key)} is {width} x {height} after --preprocess {opt.preprocess}: --model "

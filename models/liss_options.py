@@ -111,7 +111,8 @@ def check_options(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     if opt.lr_policy != "linear":
         parser.error("--model liss decays the lr itself once translation runs: keep --lr_policy linear")
     if "jigsaw" in tasks and (opt.jigsaw_size % 3 or opt.jigsaw_size > opt.crop_size):
-        parser.error("--jigsaw_size must be a multiple of 3 and at most --crop_size")
+        parser.error(f"--jigsaw_size must be a multiple of 3 and at most --crop_size {opt.crop_size}, got "
+                     f"{opt.jigsaw_size}")  # fmt: skip
     crops = {"rotation": opt.crop_size, "jigsaw": opt.jigsaw_size}
     sizes = {t: classifier_map_size(crops[t]) for t in tasks if t in crops}
     if len(set(sizes.values())) > 1 or any(s < 2 for s in sizes.values()):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from data.class_folder_dataset import layout_error
 from models.tunit_support import parse_widths
 from options import add_switch
 from options.checks import range_errors
@@ -133,6 +134,8 @@ def option_errors(opt: argparse.Namespace) -> list[str]:
             f"--dataset_mode: TUNIT trains on --dataset_mode tunit (two augmented views of each image, "
             f"DATAROOT[/<phase>]/<class>/<images>), got {opt.dataset_mode}"
         )
+    if opt.isTrain and opt.dataroot and not getattr(opt, "synthetic_data", False):
+        errors += [e for e in [layout_error(opt.dataroot, opt.phase)] if e]  # trainA/trainB: no classes
     if opt.input_nc != 3 or opt.output_nc != 3:
         errors.append(
             "TUNIT's networks take RGB images: use --input_nc 3 --output_nc 3 (gray images are expanded)"

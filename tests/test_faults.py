@@ -249,10 +249,13 @@ def test_corrupt_image_read_by_a_worker_is_one_line(tmp_path, synthetic_root, ca
     "heights,extra,expected",
     [([48, 50], ["--batch_size", "1"], "50 after --preprocess scale_width: --model cycle_gan trains on sides "
                                         "that are multiples of 4"),
-     ([48, 56], ["--batch_size", "2", "--num_threads", "2"], "images of different sizes in one batch")],
+     ([48, 56], ["--batch_size", "2", "--num_threads", "2"], "images of different sizes in one batch"),
+     ([4, 4], ["--batch_size", "1", "--preprocess", "none"], "32 x 4 after --preprocess none: --model cycle_gan "
+                                                             "with these options trains on sides of at least")],
 )  # fmt: skip
 def test_images_that_keep_their_aspect_ratio_get_one_line(tmp_path, capsys, heights, extra, expected):
-    """--preprocess scale_width: a height the generator cannot keep, or two shapes in one batch."""
+    """--preprocess scale_width: a height the generator cannot keep, two shapes in one batch, a side under the
+    networks' smallest (before: a padding error deep inside the generator)."""
     import numpy as np
     from PIL import Image
 

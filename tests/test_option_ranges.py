@@ -162,19 +162,19 @@ def test_edge_values_still_parse(synthetic_root, argv):
     assert opt.name.startswith(argv[1] if argv[0] == "--name" else "experiment_name")
 
 
-def test_tunit_refuses_an_unaligned_root_naming_the_class_layout(synthetic_root):
-    """The CycleGAN layout (trainA, trainB, ...) is not read as the classes "trainA", "trainB", ...; train.py
-    reports the DataError in one line (the options themselves parse: the dataset decides the layout)."""
+def test_tunit_refuses_an_unaligned_root_naming_the_class_layout(capsys, synthetic_root):
+    """The CycleGAN layout (trainA, trainB, ...) is not read as the classes "trainA", "trainB", ...: refused when
+    the options are parsed, before a folder is made; the dataset refuses it too when built from other options."""
     import data
     from data.image_io import DataError
 
-    opt = TrainOptions().parse(["--model", "tunit", "--dataroot", synthetic_root], save=False)
+    line = one_line_error(capsys, TrainOptions, ["--model", "tunit", "--dataroot", synthetic_root])
+    assert "trainA" in line and f"{synthetic_root}/train/<class>/<images>" in line
+    opt = TrainOptions().parse(["--model", "tunit"], save=False)  # the synthetic class folders
     with pytest.raises(DataError) as exc:
-        data.create_dataset(opt)
+        data.create_dataset(opt.replace(dataroot=synthetic_root))
     message = str(exc.value)
-    assert (
-        "\n" not in message and "trainA" in message and f"{synthetic_root}/train/<class>/<images>" in message
-    )
+    assert "\n" not in message and "trainA" in message
 
 
 def test_tunit_reads_class_folders(tmp_path):

@@ -97,6 +97,7 @@ class Trainer(CheckpointingMixin):
                 f"{len(self.loader)} batches/epoch"
             )
         self.model = models.create_model(opt).to(self.device)
+        self.min_size = type(self.model).min_image_size(opt)  # images keeping their shape are checked per batch
         prepare_replicas(self.model, opt, self.dist)  # SyncBatchNorm, rank 0's weights everywhere
         self.model.runtime = Runtime.for_training(opt, self.device, self.dist.enabled, self.model)
         self.model.setup(verbose=opt.verbose)
@@ -220,7 +221,7 @@ class Trainer(CheckpointingMixin):
         t0 = time.time()
         model = self.model
         model.set_progress(self.epoch, self.global_step)
-        check_size_multiple(batch, model.size_multiple(), self.opt)  # shapes only: no device work
+        check_size_multiple(batch, model.size_multiple(), self.opt, self.min_size)  # shapes only: no device work
         parts = split_batch(batch, self.opt.grad_accum) if self.opt.grad_accum > 1 else [(batch, 1.0)]
         for i, (micro, share) in enumerate(parts):
             model.runtime.begin_micro_batch(i, len(parts), share)

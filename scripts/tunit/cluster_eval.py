@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if opt.dry_run:
         model.print_networks()
         return 0
-    device = select_device(opt.gpu_ids, DistInfo())
+    device = select_device(opt.gpu_ids, DistInfo(), explicit=opt.was_given("gpu_ids"))
     load_for_inference(model, opt)
     model.to(device)
     dataset = TunitDataset(opt)

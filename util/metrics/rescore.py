@@ -89,7 +89,7 @@ def options_for(ckpt: dict, args: argparse.Namespace):
         "--phase",
         args.phase,
         "--gpu_ids",
-        args.gpu_ids,
+        args.gpu_ids or "0",
         "--num_threads",
         "0",
     ]
@@ -156,7 +156,7 @@ def rescore(args: argparse.Namespace) -> list[dict]:
         ckpt = ckpt_io.load_checkpoint(path)
         if model is None:
             opt = options_for(ckpt, args)
-            device = select_device(opt.gpu_ids, DistInfo())
+            device = select_device(opt.gpu_ids, DistInfo(), explicit=args.gpu_ids is not None)
             if load_extractor(opt.fid_weights, opt.fid_dims, device, opt.fid_batch_size) is None:
                 return []
             model = models.create_model(opt)
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dataroot", default=None, help="dataset folder (default: the one the run was trained on)"
     )
     p.add_argument("--phase", default="test", help="score <phase>A / <phase>B")
-    p.add_argument("--gpu_ids", default="0", help="-1 for CPU")
+    p.add_argument("--gpu_ids", default=None, help="default 0 (the CPU when there is no GPU); -1 for CPU")
     p.add_argument(
         "--fid_weights", default=None, help="Inception weights file (default: $FID_WEIGHTS, caches)"
     )
