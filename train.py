@@ -16,7 +16,7 @@ from options import TrainOptions
 from options.machine import apply_torch_threads
 from util.checkpoint import CheckpointError, remove_orphan_temps
 from util.distributed import PeerLostError
-from util.fresh_start import check_fresh_start
+from util.fresh_start import check_fresh_start, remove_previous_checkpoints
 from util.metrics.evaluate import set_aside_history
 from util.run_lock import RunLock, RunLockedError
 from util.trainer import NonFiniteLossError, Trainer, TrainingAborted, TrainingInterrupted
@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
             if int(os.environ.get("RANK", "0")) == 0:
                 if not opt.continue_train and not opt.dry_run:
                     set_aside_history(trainer.expr_dir)
+                if opt.overwrite and not opt.dry_run:
+                    removed = remove_previous_checkpoints(trainer.expr_dir)
+                    if removed:
+                        print(f"--overwrite: removed the previous run's {', '.join(removed)}")
                 options.save(opt)
             trainer.fit()
     except TrainingInterrupted as exc:

@@ -59,8 +59,8 @@ class TrainOptions(BaseOptions):
         add_flag(
             g,
             "--overwrite",
-            help="start a new run in a folder that holds checkpoints (refused without it): nothing is deleted up "
-            "front, the old numbered/latest/best checkpoints are overwritten as this run saves, and the old "
+            help="start a new run in a folder that holds checkpoints (refused without it): once this run's "
+            "options and data are checked, the old run's checkpoints (*.pth) are deleted and its "
             "eval_history.json is moved to eval_history.json.old",
         )
         g.add_argument(

@@ -50,10 +50,11 @@ def test_overwrite_starts_over_with_a_fresh_evaluation_history(train_args, tmp_p
     old_latest = (folder / "latest.pth").read_bytes()
     assert train.main(train_args(*SHORT, "--overwrite", "--seed", "1")) == 0
     assert (folder / "latest.pth").read_bytes() != old_latest
-    assert (folder / "iter_1.pth").is_file()  # nothing was deleted up front (this run saved no iter_1.pth)
+    assert not (folder / "iter_1.pth").exists()  # the old run's numbered file (this run saved no iter_1.pth)
     assert not (folder / "eval_history.json").exists()
     assert json.loads((folder / "eval_history.json.old").read_text()) == old_history
-    assert "eval_history.json.old" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "eval_history.json.old" in out and "--overwrite: removed the previous run's iter_1.pth" in out
 
 
 def test_overwrite_and_continue_train_together_are_refused(train_args, capsys):

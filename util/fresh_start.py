@@ -5,9 +5,10 @@ at a time, so a repeated command could cost weeks of training. A fresh start int
 (``*.pth``) is therefore refused before anything is written, unless ``--overwrite`` says to start over. A folder
 with options and logs but no checkpoint (a run that failed before its first save) is no loss and is reused.
 
-``--overwrite`` deletes nothing up front: the old numbered, latest and best checkpoints are replaced as the new
-run saves (numbered ones it never reaches stay). The evaluation history, which decides ``best.pth``, belongs to
-the run that wrote it, so every fresh run sets it aside (:func:`util.metrics.evaluate.set_aside_history`).
+``--overwrite`` removes the old run's checkpoints once the new run has passed its checks (the lock is held, the
+options and data are valid), so that no numbered file of the old run is later scored or resumed as part of the
+new one. The evaluation history, which decides ``best.pth``, belongs to the run that wrote it, so every fresh
+run sets it aside (:func:`util.metrics.evaluate.set_aside_history`).
 """
 
 from __future__ import annotations
@@ -48,3 +49,11 @@ def check_fresh_start(opt) -> None:
             f"{expr_dir} already holds checkpoints ({', '.join(found[:SHOWN])}{more}); use --continue_train to "
             f"resume, another --name, or --overwrite to start over"
         )
+
+
+def remove_previous_checkpoints(expr_dir: str) -> list[str]:
+    """``--overwrite``: delete the old run's checkpoints (names returned), before the new run saves any."""
+    found = existing_checkpoints(expr_dir)
+    for name in found:
+        os.remove(os.path.join(expr_dir, name))
+    return found
