@@ -79,6 +79,16 @@ def synthetic_root(tmp_path_factory) -> str:
     )
 
 
+@pytest.fixture(scope="session")
+def class_root(tmp_path_factory) -> str:
+    """Class folders (``train/<class>/``), the layout TUNIT reads (it refuses the unaligned trainA/trainB one)."""
+    from datasets.make_synthetic import make_synthetic
+
+    return make_synthetic(
+        str(tmp_path_factory.mktemp("classes")), layout="class_folder", size=32, n_train=2, n_test=1, seed=0
+    )
+
+
 @pytest.fixture
 def train_args(synthetic_root, tmp_path):
     """Build a train.py argument list for a tiny cycle_gan run in a fresh checkpoints dir."""

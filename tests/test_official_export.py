@@ -57,14 +57,15 @@ def test_every_model_but_the_test_model_has_a_layout():
 
 
 @pytest.mark.parametrize("name", SUPPORTED)
-def test_round_trip_through_the_official_importer(name, synthetic_root, tmp_path):
-    source = build(name, synthetic_root, seed=1)
+def test_round_trip_through_the_official_importer(name, synthetic_root, class_root, tmp_path):
+    root = class_root if name == "tunit" else synthetic_root
+    source = build(name, root, seed=1)
     ckpt = our_checkpoint(source)
     written = export_official(ckpt, str(tmp_path), "latest", dataset="selfie2anime")
     exported = PER_NETWORK_FILES.get(name, ckpt["networks"])
     if name == "liss":
         assert not any("gray" in os.path.basename(p) for p in written)  # not saved officially either
-    target = build(name, synthetic_root, seed=2)
+    target = build(name, root, seed=2)
     import_back(target, str(tmp_path), list(exported))
     for net_name in exported:
         expected, got = ckpt["networks"][net_name], getattr(target, net_name).state_dict()
@@ -73,7 +74,7 @@ def test_round_trip_through_the_official_importer(name, synthetic_root, tmp_path
             assert torch.equal(got[key], value), (net_name, key)
 
 
-def test_the_cli_writes_the_official_names(synthetic_root, tmp_path, capsys):
+def test_the_cli_writes_the_official_names(synthetic_root, class_root, tmp_path, capsys):
     ckpts = tmp_path / "checkpoints"
     names = {"cycle_gan": ["latest_net_G_A.pth", "latest_net_G_B.pth", "latest_net_D_A.pth", "latest_net_D_B.pth"],
              "ugatit": ["selfie2anime_params_0000120.pt"], "unit": ["gen_00000120.pt", "dis_00000120.pt"],
@@ -82,7 +83,8 @@ def test_the_cli_writes_the_official_names(synthetic_root, tmp_path, capsys):
     os.symlink(synthetic_root, data)
     for name, files in names.items():
         os.makedirs(ckpts / name)
-        atomic_save(our_checkpoint(build(name, synthetic_root, seed=0)), str(ckpts / name / "latest.pth"))
+        root = class_root if name == "tunit" else synthetic_root
+        atomic_save(our_checkpoint(build(name, root, seed=0)), str(ckpts / name / "latest.pth"))
         argv = ["--name", name, "--checkpoints_dir", str(ckpts), "--model", name, "--dataroot", data,
                 "--format", "official", "--gpu_ids", "-1"]  # fmt: skip
         assert export.main(argv) == 0, capsys.readouterr().err

@@ -157,8 +157,9 @@ def test_unit_config_values_are_checked_too(capsys, synthetic_root, tmp_path):
         ["--model", "tunit", "--tunit_c_widths", "64,M,128,M", "--tunit_g_nf", "0"],
     ],
 )
-def test_edge_values_still_parse(synthetic_root, argv):
-    opt = TrainOptions().parse(["--dataroot", synthetic_root, "--gpu_ids", "-1", *argv], save=False)
+def test_edge_values_still_parse(synthetic_root, class_root, argv):
+    root = class_root if "tunit" in argv else synthetic_root
+    opt = TrainOptions().parse(["--dataroot", root, "--gpu_ids", "-1", *argv], save=False)
     assert opt.name.startswith(argv[1] if argv[0] == "--name" else "experiment_name")
 
 

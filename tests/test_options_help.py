@@ -76,11 +76,12 @@ def parse_error(capsys, argv: list[str], options=TrainOptions) -> str:
 @pytest.mark.parametrize(
     "model,length", [("ugatit", "--iteration"), ("unit", "--max_iter"), ("tunit", "--tunit_epochs")]
 )
-def test_iteration_models_refuse_epoch_counts(capsys, synthetic_root, model, length):
+def test_iteration_models_refuse_epoch_counts(capsys, synthetic_root, class_root, model, length):
+    root = class_root if model == "tunit" else synthetic_root
     for given, flag in ((["--n_epochs", "3"], "--n_epochs"), (["--n_epochs_decay=3"], "--n_epochs_decay")):
-        err = parse_error(capsys, ["--model", model, "--dataroot", synthetic_root, *given])
+        err = parse_error(capsys, ["--model", model, "--dataroot", root, *given])
         assert length in err and flag in err
-    TrainOptions().parse(["--model", model, "--dataroot", synthetic_root], save=False)  # defaults: fine
+    TrainOptions().parse(["--model", model, "--dataroot", root], save=False)  # defaults: fine
 
 
 def test_epoch_models_keep_their_epoch_counts(synthetic_root):
