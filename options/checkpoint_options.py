@@ -99,13 +99,16 @@ def apply_checkpoint_architecture(
 
 
 #: what test.py takes from our checkpoints as plain defaults, in the order the note names them
-DATA_OPTIONS = ("dataroot", "crop_size", "preprocess")
+DATA_OPTIONS = ("dataroot", "crop_size", "load_size", "preprocess")
 
 
 def apply_checkpoint_data(
     parser: argparse.ArgumentParser, known: argparse.Namespace, chosen: set[str], *, dataroot: bool
 ) -> str:
     """Make the checkpoint's preprocessing (and, with ``dataroot``, its training folder) the parser defaults.
+
+    ``--load_size`` follows ``--crop_size`` as in the CycleGAN/CUT test options, except under the
+    ``scale_width`` modes, where it is the width the images were scaled to in training (and is taken too).
 
     Unlike the architecture these are only defaults: ``chosen`` (flags given, or set by a model preset such as
     U-GAT-IT's ``--img_size``) always win. A training folder that is gone is refused rather than the synthetic
@@ -121,8 +124,11 @@ def apply_checkpoint_data(
                          "pass --dataroot DATA or --input_dir FOLDER")  # fmt: skip
     if not taken:
         return ""
+    preprocess = known.preprocess if "preprocess" in chosen else taken.get("preprocess", known.preprocess)
+    if preprocess.startswith("scale_width") and "load_size" not in chosen and saved.get("load_size"):
+        taken["load_size"] = saved["load_size"]  # the width the model saw its images at, not the crop's
     changed = [k for k in DATA_OPTIONS if k in taken and parser.get_default(k) != taken[k]]
-    if "crop_size" in taken and "load_size" not in chosen:
+    if "crop_size" in taken and "load_size" not in chosen and "load_size" not in taken:
         taken["load_size"] = None  # test-time load_size follows crop_size (the CycleGAN convention)
     parser.set_defaults(**taken)
     shown = " ".join(f"--{k} {taken[k]}" for k in changed)

@@ -47,11 +47,12 @@ def parse_test(ck, name: str, *extra: str):
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    """cycle_gan trained on a real folder at 32 px with --preprocess scale_width_and_crop (not the defaults)."""
+    """cycle_gan trained on a real folder with --preprocess scale_width_and_crop --load_size 40 --crop_size 32
+    (not the defaults)."""
     root = make_real_root(tmp_path_factory.mktemp("real"))
     ck = tmp_path_factory.mktemp("ck")
     argv = ["--dataroot", root, "--name", "r", "--checkpoints_dir", str(ck), *TINY, *ONE_EPOCH,
-            "--preprocess", "scale_width_and_crop"]  # fmt: skip
+            "--preprocess", "scale_width_and_crop", "--load_size", "40"]  # fmt: skip
     assert train.main(argv) == 0
     return root, ck
 
@@ -70,7 +71,7 @@ def test_test_py_translates_the_training_folder_at_the_training_size(real_run, c
     argv = ["--name", "r", "--checkpoints_dir", str(ck), "--results_dir", str(cwd / "results"), *COMMON_TEST]
     assert test_script.main(argv) == 0
     path = ck / "r" / "latest.pth"
-    note = f"note: --dataroot {root} --crop_size 32 --preprocess scale_width_and_crop (from {path})"
+    note = f"note: --dataroot {root} --crop_size 32 --load_size 40 --preprocess scale_width_and_crop (from {path})"
     assert note in capsys.readouterr().out.splitlines()
     images = cwd / "results" / "r" / "test_latest" / "images"
     assert sorted(os.listdir(images))[:3] == ["horse0_fake_B.png", "horse0_real_A.png", "horse0_rec_A.png"]
@@ -82,11 +83,12 @@ def test_preprocessing_defaults_yield_to_explicit_flags(real_run, cwd):
     root, ck = real_run
     opt = parse_test(ck, "r")
     assert (opt.dataroot, opt.synthetic_data) == (root, False)
-    assert (opt.crop_size, opt.load_size, opt.preprocess) == (32, 32, "scale_width_and_crop")
+    # under scale_width the load size is the training width (else it follows the crop, as in CycleGAN)
+    assert (opt.crop_size, opt.load_size, opt.preprocess) == (32, 40, "scale_width_and_crop")
     opt = parse_test(ck, "r", "--crop_size", "48", "--preprocess", "resize_and_crop")  # no conflict
     assert (opt.crop_size, opt.load_size, opt.preprocess) == (48, 48, "resize_and_crop")
-    opt = parse_test(ck, "r", "--load_size", "40")
-    assert (opt.crop_size, opt.load_size) == (32, 40)
+    opt = parse_test(ck, "r", "--load_size", "36")
+    assert (opt.crop_size, opt.load_size) == (32, 36)
     other = make_real_root(cwd / "other")
     assert parse_test(ck, "r", "--dataroot", other).dataroot == other
 
