@@ -143,16 +143,30 @@ def is_framework_checkpoint(obj: Any) -> bool:
     return isinstance(obj, dict) and obj.get("format") == FORMAT
 
 
-def load_checkpoint(path: str, model_name: str | None = None) -> dict:
-    """Load one of our checkpoints and check it belongs to ``model_name``."""
-    ckpt = load_file(path)
-    if not is_framework_checkpoint(ckpt):
-        raise CheckpointError(f"{path} is not a checkpoint of this framework (no '{FORMAT}' header)")
+def load_checkpoint(path: str, model_name: str | None = None, retry: str = "another --name") -> dict:
+    """Load one of our checkpoints and check it belongs to ``model_name`` (see :func:`check_model`)."""
+    return check_model(load_own_file(path), path, model_name, retry)
+
+
+def check_model(ckpt: dict, path: str, model_name: str | None, retry: str = "another --name") -> dict:
+    """``ckpt`` if ``model_name`` wrote it (or is None); else one line naming both models and the ways out.
+
+    ``retry`` is the other way out (``another --pretrained_name`` for the file a fine-tuning run starts from:
+    another ``--name`` would not change which file is read).
+    """
     if model_name is not None and ckpt.get("model") != model_name:
         raise CheckpointError(
             f"{path} was written by model {ckpt.get('model')!r}, but --model is {model_name!r}; "
-            f"pass --model {ckpt.get('model')} or another --name"
+            f"pass --model {ckpt.get('model')} or {retry}"
         )
+    return ckpt
+
+
+def load_own_file(path: str) -> dict:
+    """Load ``path`` and check it is a checkpoint of this framework (any model)."""
+    ckpt = load_file(path)
+    if not is_framework_checkpoint(ckpt):
+        raise CheckpointError(f"{path} is not a checkpoint of this framework (no '{FORMAT}' header)")
     return ckpt
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+
 from torch.optim import Optimizer, lr_scheduler
 
 
@@ -40,3 +44,16 @@ def get_scheduler(optimizer: Optimizer, opt) -> lr_scheduler.LRScheduler | lr_sc
     if policy == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=opt.n_epochs + opt.n_epochs_decay, eta_min=0)
     raise ValueError(f"--lr_policy: unknown policy {policy!r}; valid: linear, step, plateau, cosine, constant")
+
+
+@contextlib.contextmanager
+def without_order_warning() -> Iterator[None]:
+    """Step schedules at an epoch end that had no optimiser step in this process, without torch's warning.
+
+    A run resumed at the very end of an epoch (stopped on its last batch, or a dataset now shorter than the
+    saved position) ends that epoch at once; the schedule's position came from the checkpoint, so stepping it
+    is right and the "scheduler before optimizer" warning does not apply.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+        yield

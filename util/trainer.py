@@ -33,6 +33,7 @@ from util.distributed import (
 from util.metrics.evaluate import PeriodicEvaluator
 from util.nonfinite import LossWatch, NonFiniteLossError
 from util.runtime import Runtime, split_batch
+from util.schedulers import without_order_warning
 from util.trainer_checkpoints import CheckpointingMixin
 from util.visualizer import Visualizer
 
@@ -203,7 +204,8 @@ class Trainer(CheckpointingMixin):
                 return
             t_data_start = time.time()
         bar.close()
-        self.model.on_epoch_end()
+        with without_order_warning():  # an epoch resumed at its end had no optimiser step
+            self.model.on_epoch_end()
         self.epoch, self.epoch_iter, self.epoch_images = epoch + 1, 0, 0
         labels = ["latest"] + (
             [epoch] if opt.save_epoch_freq > 0 and epoch % opt.save_epoch_freq == 0 else []

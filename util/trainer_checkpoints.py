@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from util import checkpoint as ckpt_io
-from util import resume_settings
+from util import resume_notes, resume_settings
 from util.distributed import barrier, guarded
 from util.nonfinite import NonFiniteLossError
 
@@ -47,6 +47,7 @@ class CheckpointingMixin:
                 "epoch_images": self.epoch_images,
                 "global_step": self.global_step,
                 "world_size": self.dist.world_size,
+                "dataset_size": None if self.dataset is None else len(self.dataset),
             },
             "rng": ckpt_io.rng_state(),
         }
@@ -115,7 +116,12 @@ class CheckpointingMixin:
             )
 
     def resume(self, path: str) -> None:
-        ckpt = ckpt_io.load_checkpoint(path, self.opt.model)
+        try:  # missing or damaged: the folder's other checkpoints may still resume the run
+            ckpt = ckpt_io.load_own_file(path)
+        except ckpt_io.CheckpointError as exc:
+            hint = resume_notes.other_checkpoints_hint(self.expr_dir, path)
+            raise ckpt_io.CheckpointError(f"{exc}{hint}") from None
+        ckpt_io.check_model(ckpt, path, self.opt.model)  # another model's file: so are its siblings
         m = self.model
         try:
             m.load_network_state(ckpt["networks"], source=path)
@@ -143,6 +149,19 @@ class CheckpointingMixin:
             f"resumed from {path}: epoch {self.epoch}, image {self.epoch_images} of the epoch "
             f"(iteration {self.epoch_iter}), step {self.global_step}"
         )
+        if self.dist.is_main:
+            self.print_resume_notes(ckpt)
+
+    def print_resume_notes(self, ckpt: dict) -> None:
+        """Say what this resume cannot make exact (data order, dataset size) and what its saves replace."""
+        size = None if self.dataset is None else len(self.dataset)
+        saved_size = ckpt["progress"].get("dataset_size")
+        notes = resume_notes.data_order_notes(
+            ckpt["options"], saved_size, self.opt, size, self.epoch, self.epoch_images
+        )
+        notes.append(resume_notes.branch_note(self.expr_dir, self.opt.epoch))
+        for note in filter(None, notes):
+            print(note)
 
     def restore_progress(self, ckpt: dict) -> None:
         """Counters; the position in the epoch in images (older files: iterations x their batch x processes)."""
@@ -180,10 +199,35 @@ class CheckpointingMixin:
             )
 
     def load_pretrained(self, name: str) -> None:
-        path = ckpt_io.checkpoint_path(os.path.join(self.opt.checkpoints_dir, name), self.opt.epoch)
-        ckpt = ckpt_io.load_checkpoint(path, self.opt.model)
-        self.model.load_network_state(ckpt["networks"], source=path)
+        """Initialise the networks from experiment ``name``; every refusal is one line naming the option."""
+        folder = os.path.join(self.opt.checkpoints_dir, name)
+        if not os.path.isdir(folder):
+            raise ckpt_io.CheckpointError(
+                f"--pretrained_name {name}: no experiment folder {folder} (is --checkpoints_dir right?)"
+            )
+        path = ckpt_io.checkpoint_path(folder, self.opt.epoch)
+        try:
+            ckpt = ckpt_io.load_own_file(path)
+        except ckpt_io.CheckpointError as exc:
+            hint = resume_notes.other_checkpoints_hint(folder, path, use="start from one with")
+            raise ckpt_io.CheckpointError(f"--pretrained_name {name}: {exc}{hint}") from None
+        ckpt_io.check_model(ckpt, path, self.opt.model, retry="another --pretrained_name")
+        try:
+            self.model.load_network_state(ckpt["networks"], source=path)
+        except ckpt_io.CheckpointError as exc:
+            why = architecture_mismatch(ckpt, self.model, self.opt) or exc
+            raise ckpt_io.CheckpointError(f"--pretrained_name {name}: {why}") from None
         print(f"initialised networks from {path}")
+
+
+def architecture_mismatch(ckpt: dict, model, opt) -> str:
+    """One line naming the architecture options a checkpoint was built with that differ now ("" if none)."""
+    saved = ckpt.get("options") or {}
+    diffs = [f"--{k} {saved[k]} (now {getattr(opt, k)})" for k in type(model).architecture_options
+             if k in saved and hasattr(opt, k) and saved[k] != getattr(opt, k)]  # fmt: skip
+    if not diffs:
+        return ""
+    return f"its networks were built with {', '.join(diffs)}: pass the same values to start from it"
 
 
 def gather_to_main(obj, world_size: int) -> list | None:
