@@ -21,6 +21,7 @@ from util.distributed import validate_training_options
 
 from . import machine
 from .checks import (
+    check_epoch_label,
     check_image_size,
     check_length_options,
     check_name,
@@ -263,6 +264,7 @@ class BaseOptions:
         check_ranges(opt, parser, given)
         finalize(opt, parser, reads_data=self.reads_data)
         check_name(opt, parser)
+        check_epoch_label(opt, parser)
         model_class = models.find_model_class(opt.model)
         check_length_options(model_class, opt, given, parser)
         check_image_size(model_class, opt, parser)

@@ -153,6 +153,17 @@ def check_name(opt: Any, parser: argparse.ArgumentParser) -> None:
         )
 
 
+def check_epoch_label(opt: Any, parser: argparse.ArgumentParser) -> None:
+    """``--epoch`` names a checkpoint file in the experiment folder (``latest``, ``best``, ``5``, ``iter_200``):
+    a path (``../other/latest``) would read, and under ``--continue_train`` branch from, another folder."""
+    label = str(opt.epoch)
+    if label.strip() in ("", ".", "..") or "/" in label or "\\" in label:
+        parser.error(
+            f"--epoch: expected a checkpoint name of the experiment (latest, best, an epoch number or iter_N), "
+            f"got {label!r}; another experiment's checkpoints: --name, or --pretrained_name to start from them"
+        )
+
+
 def check_length_options(model_class: type, opt: Any, given: set[str], parser: argparse.ArgumentParser) -> None:
     """Iteration-based models refuse --n_epochs/--n_epochs_decay instead of silently ignoring them."""
     length = getattr(model_class, "length_option", None)

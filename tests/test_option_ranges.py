@@ -188,3 +188,10 @@ def test_tunit_reads_class_folders(tmp_path):
     opt = TrainOptions().parse(["--model", "tunit", "--dataroot", root, "--crop_size", "32", "--load_size", "32"],
                                save=False)  # fmt: skip
     assert len(create_dataset(opt).classes) >= 2
+
+
+@pytest.mark.parametrize("label", ["../other/latest", "a/b", "..", ""])
+def test_epoch_names_a_checkpoint_of_the_experiment(capsys, synthetic_root, label):
+    line = one_line_error(capsys, TrainOptions, ["--dataroot", synthetic_root, "--epoch", label])
+    assert line.count("--epoch") >= 1 and "expected a checkpoint name of the experiment" in line
+    assert TrainOptions().parse(["--dataroot", synthetic_root, "--epoch", "iter_200"], save=False).epoch == "iter_200"
