@@ -2,7 +2,9 @@
 
 ``python test.py --model cycle_gan --dataroot DATA --name EXP [--phase val] [--preprocess none]``
 writes ``results/EXP/<phase>_<epoch>/images/`` and an ``index.html``; ``--output_path DIR`` also writes just
-the translations there, named after their inputs. ``--video FILE_OR_DIR`` writes translated mp4s instead
+the translations there, named after their inputs (inputs whose names differ only by extension keep it:
+``a_png.png``, ``a_jpg.png``; a folder that inputs are read from is refused). An unreadable input is skipped with
+one warning, and the exit status is 1. ``--video FILE_OR_DIR`` writes translated mp4s instead
 (``--video_out``), ``--camera ID`` shows a webcam and its translation (see docs/video.md).
 """
 
@@ -16,6 +18,7 @@ from util.checkpoint import CheckpointError
 from util.metrics.evaluate import score_test_results
 from util.metrics.fid import FIDWeightsError, load_extractor
 from util.output_dirs import output_dir_error
+from util.test_inputs import output_path_error
 from util.test_loop import Tester
 from util.video import VideoError, run_from_options, video_output_dir
 
@@ -31,7 +34,7 @@ def output_dir_errors(opt) -> list[str]:
         web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
         found = [output_dir_error("--results_dir", opt.results_dir, web_dir)]
         if opt.output_path:
-            found.append(output_dir_error("--output_path", opt.output_path))
+            found.append(output_dir_error("--output_path", opt.output_path) or output_path_error(opt))
     return [e for e in found if e]
 
 
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             tester.run()
             if opt.compute_fid:
                 score_test_results(tester)
+            if tester.skipped:  # the others were translated; the status tells a script that some were not
+                print(f"error: {len(tester.skipped)} of {len(tester.inputs)} input images could not be read and were "
+                      "skipped (one warning each above)", file=sys.stderr)  # fmt: skip
+                return 1
     except FIDWeightsError as exc:  # asked for a score with a file that cannot give one: a usage error
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,19 +18,17 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import data
 import models
-from data.base_dataset import list_option
-from data.image_io import DataError, read_image_list
+from data.image_io import DataError, image_size
 from data.samplers import SizeGroupedBatchSampler
 from data.single_dataset import SingleDataset
+from data.transforms import output_size
 from util import checkpoint as ckpt_io
 from util.distributed import DistInfo, select_device
 from util.html import HTML
 from util.image_utils import save_image, tensor2im
+from util.test_inputs import CLASS_FOLDER_MODES, Readable, collate_readable, input_dataset, unique_stems
 from util.visualizer import save_images
-
-CLASS_FOLDER_MODES = ("class_folder", "tunit")
 
 
 def load_for_inference(model, opt) -> str:
@@ -45,8 +43,28 @@ def load_for_inference(model, opt) -> str:
         return expr_dir
     raise ckpt_io.CheckpointError(
         f"no weights for --epoch {opt.epoch} in {expr_dir}: expected {path} (this framework) or the official "
-        f"files ({model.official_files_hint(opt.epoch)})"
+        f"files ({model.official_files_hint(opt.epoch)}); {what_is_there(expr_dir, opt.epoch)}"
     )
+
+
+def available_epochs(expr_dir: str) -> list[str]:
+    """The ``--epoch`` values ``expr_dir`` has weights for (ours ``<label>.pth``, official ``<label>_net_X.pth``):
+    latest and best first, then numbers in order, then the rest (``iter_<step>``) by name."""
+    labels = {n[: -len(".pth")].split("_net_")[0] for n in os.listdir(expr_dir) if n.endswith(".pth")}
+    return sorted(
+        labels, key=lambda s: (s not in ("latest", "best"), not s.isdigit(), int(s) if s.isdigit() else 0, s)
+    )
+
+
+def what_is_there(expr_dir: str, epoch: str) -> str:
+    """The end of the "no weights" line: the epochs that do exist, so a typo or a missing best.pth is plain."""
+    if not os.path.isdir(expr_dir):
+        return f"{expr_dir} does not exist (check --name and --checkpoints_dir)"
+    labels = available_epochs(expr_dir)
+    held = f"it holds --epoch {', '.join(labels)}" if labels else "it holds no checkpoints"
+    if epoch == "best":
+        held += " (best.pth is written by train.py --eval_freq N, the lowest FID so far)"
+    return held
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -66,41 +84,6 @@ def _padded(n: int, multiple: int, minimum: int) -> int:
     return size + (-size) % multiple
 
 
-def input_folder(opt, direction: str) -> tuple[str, int]:
-    """Folder (or ``--list_A``/``--list_B`` file) and channel count of the input domain of ``direction``.
-
-    ``--direction BtoA`` swaps the domains.
-    """
-    if opt.input_dir:
-        return opt.input_dir, opt.input_nc if direction == "AtoB" else opt.output_nc
-    if opt.dataset_mode in CLASS_FOLDER_MODES:  # <dataroot>[/<phase>]/<class>/<images>: every class
-        return opt.dataroot, opt.input_nc
-    letter = "A" if direction == "AtoB" else "B"
-    if opt.direction == "BtoA":
-        letter = "B" if letter == "A" else "A"
-    channels = opt.input_nc if direction == "AtoB" else opt.output_nc
-    list_file = list_option(opt, letter)[0]
-    if list_file:
-        return list_file, channels
-    if os.path.isdir(opt.dataroot) and not os.path.isdir(os.path.join(opt.dataroot, f"{opt.phase}{letter}")):
-        if opt.dataset_mode == "single":
-            return opt.dataroot, opt.input_nc
-    return os.path.join(opt.dataroot, f"{opt.phase}{letter}"), channels
-
-
-def input_dataset(opt, direction: str) -> tuple[SingleDataset, str]:
-    """The inputs of ``direction`` and where they come from (a folder or a list file)."""
-    source, channels = input_folder(opt, direction)
-    if not opt.input_dir and opt.dataset_mode in CLASS_FOLDER_MODES:
-        classes = data.create_dataset(opt)  # its class selection and held-out split for --phase
-        return SingleDataset(opt, channels=channels, paths=classes.paths), classes.dir
-    if not opt.input_dir and os.path.isfile(source):
-        letter = next(x for x in "AB" if list_option(opt, x)[0] == source)
-        paths = read_image_list(source, list_option(opt, letter)[1], what=f"domain {letter} images")
-        return SingleDataset(opt, channels=channels, paths=paths), source
-    return SingleDataset(opt, folder=source, channels=channels), source
-
-
 class Tester:
     __test__ = False  # not a pytest class
 
@@ -116,6 +99,11 @@ class Tester:
         self.web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
         self.min_size = type(self.model).min_image_size(opt)  # smaller images are padded up to it
         self.written: list[str] = []
+        # what could not be read, and every input tried: files, not (file, direction) pairs, since with
+        # --input_dir both directions read the same folder and one bad file is one warning
+        self.skipped: list[str] = []
+        self.inputs: set[str] = set()
+        self.stems: dict[str, str] = {}  # input path -> output name, unique per direction
 
     def directions(self) -> list[str]:
         dirs = list(self.model.directions)
@@ -132,10 +120,28 @@ class Tester:
         indices = list(range(len(dataset)))
         if self.opt.num_test > 0:
             indices = indices[: self.opt.num_test]
-        sizes = dataset.sizes() if self.opt.preprocess == "none" else [(0, 0)] * len(dataset)
-        sampler = SizeGroupedBatchSampler([sizes[i] for i in indices], self.opt.batch_size)
-        subset = torch.utils.data.Subset(dataset, indices)
-        return DataLoader(subset, batch_sampler=sampler, num_workers=self.opt.num_threads)
+        self.inputs.update(dataset.paths[i] for i in indices)
+        if self.opt.preprocess == "none":  # batches group equal sizes, read from the headers
+            sized = [(i, self.header_size(dataset, i)) for i in indices]
+            indices, sizes = [i for i, s in sized if s], [s for _, s in sized if s]
+        else:
+            sizes = [(0, 0)] * len(indices)
+        sampler = SizeGroupedBatchSampler(sizes, self.opt.batch_size)
+        return DataLoader(Readable(dataset, indices), batch_sampler=sampler, num_workers=self.opt.num_threads,
+                          collate_fn=collate_readable)  # fmt: skip
+
+    def header_size(self, dataset: SingleDataset, index: int) -> tuple[int, int] | None:
+        """The (h, w) input ``index`` gives, or None (warned, skipped) when its header cannot be read."""
+        try:
+            return output_size(self.opt, image_size(dataset.paths[index]), dataset.load_size)
+        except DataError as exc:
+            self.skip(str(exc))
+            return None
+
+    def skip(self, message: str) -> None:
+        if message not in self.skipped:
+            self.skipped.append(message)
+            tqdm.write(f"warning: skipped: {message}")
 
     @torch.no_grad()
     def run(self) -> str:
@@ -145,9 +151,14 @@ class Tester:
         )
         for direction, dataset, source in inputs:
             html.add_header(f"{direction}: {source}")
+            self.stems = dict(zip(dataset.paths, unique_stems([self.output_stem(p, source) for p in dataset.paths],
+                                                               dataset.paths)))  # fmt: skip
             loader = self.loader(dataset)
-            for batch in tqdm(loader, desc=direction, disable=self.opt.no_progress):
-                self.translate_batch(batch, direction, html, source)
+            for item in tqdm(loader, desc=direction, disable=self.opt.no_progress):
+                for message in item["skipped"]:
+                    self.skip(message)
+                if item["batch"] is not None:
+                    self.translate_batch(item["batch"], direction, html, source)
         html.save()
         print(f"wrote {len(self.written)} images and {os.path.join(self.web_dir, 'index.html')}")
         return self.web_dir
@@ -164,7 +175,7 @@ class Tester:
         visuals = OrderedDict((k, v[..., :h, :w]) for k, v in visuals.items() if torch.is_tensor(v))
         fake_label = self.model.output_visual(direction, visuals)
         for i, path in enumerate(batch["A_paths"]):
-            stem = self.output_stem(path, source)
+            stem = self.stems.get(path) or self.output_stem(path, source)
             path = os.path.join(os.path.dirname(path), stem + os.path.splitext(path)[1])
             one = OrderedDict((label, images[i]) for label, images in visuals.items())
             save_images(html, one, path, aspect_ratio=self.opt.aspect_ratio, width=self.opt.display_winsize)

@@ -35,7 +35,8 @@ from util.metrics.fid import (
     log_once,
     score_features,
 )
-from util.test_loop import input_dataset, input_folder, pad_to_multiple
+from util.test_inputs import input_dataset, input_folder
+from util.test_loop import pad_to_multiple
 
 OPPOSITE = {"AtoB": "BtoA", "BtoA": "AtoB"}
 #: the scores of every evaluation of a run, in its experiment folder; the lowest FID decides ``best.pth``
