@@ -63,7 +63,15 @@ class OneLineErrorParser(argparse.ArgumentParser):
     """An option error is one line: the 40-line usage block argparse prints first would hide it, and a value of
     thousands of characters (``--crop_size 999...``) is shown by its start and its length."""
 
+    #: set by :meth:`BaseOptions.build_parser`: an unknown flag then gets a suggestion (options.suggest)
+    suggests = False
+
     def error(self, message: str):
+        if self.suggests:
+            from .suggest import hint  # imports every model: only on an error
+
+            extra = hint(message, self)
+            message = f"{message}; {extra}" if extra else message
         message = _LONG_TOKEN.sub(lambda m: f"{m.group()[:40]}... ({len(m.group())} characters)", message)
         self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
 
@@ -238,6 +246,7 @@ class BaseOptions:
             allow_abbrev=False,
             add_help=False,
         )
+        parser.suggests = True
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(args)
         model_class = models.find_model_class(known.model)

@@ -134,3 +134,24 @@ def test_given_options_ignore_values_that_look_like_flags():
     parser = TrainOptions().build_parser(["--model", "cut"])
     given = given_options(parser, ["--model", "cut", "--name", "x", "--n_epochs=3", "--no-fast_cpu_convs"])
     assert given == {"model", "name", "n_epochs", "fast_cpu_convs"}
+
+
+# ---------------------------------------------------------------- unknown flags
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--lamda_A", "5"], "--lamda_A: did you mean --lambda_A?"),
+        (["--lambda-A", "5"], "--lambda-A: did you mean --lambda_A?"),
+        (["--lambda_NCE", "5"], "--lambda_NCE is an option of --model cut, srunit"),  # not "--lambda_B?"
+        (["--light", "True"], "--light is an option of --model ugatit, ugatit_enhanced"),
+    ],
+)
+def test_an_unknown_flag_gets_a_suggestion(capsys, synthetic_root, argv, expected):
+    err = parse_error(capsys, ["--model", "cycle_gan", "--dataroot", synthetic_root, *argv])
+    assert "unrecognized arguments" in err
+    assert expected in err and err.count("\n") == 0
+
+
+def test_a_flag_like_nothing_gets_no_suggestion(capsys, synthetic_root):
+    err = parse_error(capsys, ["--dataroot", synthetic_root, "--zzzqqq", "1"])
+    assert err.endswith("unrecognized arguments: --zzzqqq 1 (--help lists the options)")
