@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from data.image_io import to_channels
 from options.base_options import OneLineErrorParser
 from util.checkpoint import CheckpointError
 
@@ -111,17 +112,12 @@ def read_upload(path: str, max_pixels: int) -> tuple[Image.Image, str]:
     except OSError as exc:
         raise DemoError(f"{name}: unreadable image ({exc})") from None
     note = ""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        img = Image.new("RGB", img.size, "white")
-        img.paste(rgba, mask=rgba.getchannel("A"))
+    if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (img.mode == "P" and "transparency" in img.info):
         note = f"{name}: transparent image, composited on white"
-    elif img.mode != "RGB":
-        note = (
-            f"{name}: {img.mode} image, converted to RGB" if img.mode in ("L", "I", "I;16", "F", "1") else ""
-        )
-        img = img.convert("RGB")
-    return img, note
+    elif img.mode in ("L", "1", "F", "I") or img.mode.startswith("I;16"):
+        note = f"{name}: {img.mode} image, converted to RGB"
+    # The data layer's conversion: 16-bit and float images scaled, not clipped to white as convert('RGB') does.
+    return to_channels(img, 3, name), note
 
 
 def to_tensor(img: Image.Image, channels: int, size: int | None) -> torch.Tensor:

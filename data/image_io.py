@@ -1,8 +1,24 @@
 """Finding and decoding image files, with errors that name the file or folder at fault.
 
 Real dataset folders mix grayscale, palette, RGBA, CMYK, 16-bit and float images and the odd truncated download.
-``PIL.Image.convert('RGB')`` alone mishandles several of them (16-bit data is clipped to white, transparent pixels
-show whatever colour the editor left under them), so every mode is converted explicitly here.
+``PIL.Image.convert('RGB')`` alone mishandles several of them, so every mode is converted explicitly here:
+
+- 8-bit 'RGB' and 'L' files are only ``convert``-ed, so their pixels are exactly the official CycleGAN code's
+  (``Image.open(path).convert('RGB')``).
+- 16-bit and float one-channel images ('I;16*', 'I', 'F'): ``convert`` clips them at 255, so a 16-bit value of
+  40000 would be pure white. They are scaled to 8 bits instead: 'I;16*' by its full range (x / 257); 'I' the same
+  when every value fits 0..65535 (16-bit PNG/PGM data); 'F' by 255 when it holds [0, 1] data, as is when it
+  holds [0, 255] data. Anything else (negative or larger values) is min-max stretched per image, with a warning
+  printed once per process, since its scale is unknown.
+- Transparent images ('RGBA', 'LA', 'PA', 'P' with a transparent entry) are composited over white. Here we
+  deliberately differ from the official code, which drops alpha and shows whatever colour the editor stored
+  under transparent pixels (often black, sometimes leftovers).
+- '1', palette, 'CMYK' (Adobe's inverted CMYK JPEGs included), 'YCbCr' and 'LAB' go through ``convert('RGB')``.
+- The EXIF Orientation tag is applied (training, test.py and demo.py alike), so phone photos are used upright,
+  as viewers show them. The official code applies it only to TIFF files (Pillow does that on load).
+
+Listing skips macOS resource forks (``._photo.jpg``): they carry an image extension but hold no image, and
+datasets copied from a Mac are full of them.
 """
 
 from __future__ import annotations
@@ -57,8 +73,22 @@ class DataError(ValueError):
 
 
 def is_image_file(name: str) -> bool:
-    """True when ``name`` ends with one of :data:`IMG_EXTENSIONS`, in any case."""
-    return name.lower().endswith(IMG_EXTENSIONS)
+    """True when ``name`` (a file name or path) ends with one of :data:`IMG_EXTENSIONS`, in any case, and is
+    not a macOS resource fork (see :func:`is_resource_fork`)."""
+    return name.lower().endswith(IMG_EXTENSIONS) and not is_resource_fork(name)
+
+
+def is_resource_fork(name: str) -> bool:
+    """True for macOS AppleDouble files (``._photo.jpg``): copies from a Mac to other disks or zip files hold
+    one beside every image, with the image's extension but no image in it, so reading one would stop training."""
+    return os.path.basename(name).startswith("._")
+
+
+def _warn_resource_forks(folder: str, paths: list[str]) -> None:
+    """One warning per listed folder naming how many resource forks it skips (none: no warning)."""
+    forks = sum(1 for path in paths if is_resource_fork(path))
+    if forks:
+        print(f"warning: skipped {forks} macOS resource-fork file(s) ('._*', not images) in {folder}")
 
 
 def read_image_list(list_file: str, root: str = "", *, what: str = "images") -> list[str]:
@@ -97,13 +127,12 @@ def list_images(folder: str, *, recursive: bool = False, what: str = "images") -
     if not os.path.isdir(folder):
         raise DataError(f"expected a folder of {what}, but {folder} is not a directory")
     if recursive:
-        paths = [os.path.join(dirpath, name) for dirpath, names in _walk_once(folder) for name in names]
+        found = [os.path.join(dirpath, name) for dirpath, names in _walk_once(folder) for name in names]
     else:
-        paths = [
-            os.path.join(folder, name)
-            for name in os.listdir(folder)
-            if is_image_file(name) and os.path.isfile(os.path.join(folder, name))
-        ]
+        found = [os.path.join(folder, name) for name in os.listdir(folder)]
+        found = [path for path in found if path.lower().endswith(IMG_EXTENSIONS) and os.path.isfile(path)]
+    _warn_resource_forks(folder, found)
+    paths = [path for path in found if not is_resource_fork(path)]
     if not paths:
         where = "or its subfolders " if recursive else ""
         raise DataError(
@@ -129,7 +158,7 @@ def _walk_once(folder: str):
             seen.add(real)
             kept.append(name)
         dirnames[:] = kept
-        yield dirpath, [name for name in names if is_image_file(name)]
+        yield dirpath, [name for name in names if name.lower().endswith(IMG_EXTENSIONS)]
 
 
 def _over_white(img: Image.Image) -> Image.Image:
@@ -150,14 +179,26 @@ def _to_8bit(array: np.ndarray, full_scale: float) -> Image.Image:
     return Image.fromarray(scaled.astype(np.uint8))
 
 
-def _minmax_to_8bit(array: np.ndarray) -> Image.Image:
+# Set once the min-max warning is printed: one line per process, not one per image of a float dataset.
+_MINMAX_WARNED: list[bool] = [False]
+
+
+def _minmax_to_8bit(array: np.ndarray, mode: str, source: str) -> Image.Image:
+    """Stretch [min, max] to [0, 255]; the data have no known scale, so the brightness of each image is lost
+    (the user is told once, with the first file, and may rescale the files)."""
     lo, hi = float(array.min()), float(array.max())
+    if not _MINMAX_WARNED[0]:
+        _MINMAX_WARNED[0] = True
+        print(
+            f"warning: {source or 'an image'} is a '{mode}' image with values in [{lo:g}, {hi:g}], which has no "
+            "known 8-bit scale; such images are min-max stretched, each on its own (reported once)"
+        )
     if hi <= lo:
         return Image.fromarray(np.zeros(array.shape, np.uint8))
     return _to_8bit(array - lo, hi - lo)
 
 
-def _high_depth_to_l(img: Image.Image) -> Image.Image:
+def _high_depth_to_l(img: Image.Image, source: str) -> Image.Image:
     """One-channel 16-bit, 32-bit integer and float images to 8-bit 'L'.
 
     - 'I;16*': the file's bit depth defines the range, so 65535 maps to 255 (x / 257).
@@ -172,20 +213,25 @@ def _high_depth_to_l(img: Image.Image) -> Image.Image:
     if img.mode == "I":
         if array.min() >= 0 and array.max() <= 65535:
             return _to_8bit(array, 65535.0)
-        return _minmax_to_8bit(array)
+        return _minmax_to_8bit(array, img.mode, source)
     array = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = float(array.min()), float(array.max())
     if lo >= 0.0 and hi <= 1.0:
         return _to_8bit(array, 1.0)
     if lo >= 0.0 and hi <= 255.0:
         return _to_8bit(array, 255.0)
-    return _minmax_to_8bit(array)
+    return _minmax_to_8bit(array, img.mode, source)
 
 
-def _convert(img: Image.Image, channels: int) -> Image.Image:
+def to_channels(img: Image.Image, channels: int, source: str = "") -> Image.Image:
+    """A decoded image of any mode as 'L' (``channels == 1``) or 'RGB', by the rules of the module docstring.
+
+    Shared by the datasets and demo.py's uploads, so a file looks the same in training, test.py and the demo.
+    ``source`` (the file) is named in the one-time warning about images without a known scale.
+    """
     mode = img.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
-        img = _high_depth_to_l(img)
+        img = _high_depth_to_l(img, source)
     elif mode in ("RGBA", "RGBa", "LA", "La", "PA") or (mode == "P" and "transparency" in img.info):
         img = _over_white(img)
     elif mode not in ("L", "RGB"):
@@ -195,12 +241,14 @@ def _convert(img: Image.Image, channels: int) -> Image.Image:
 
 
 def _orientation(img: Image.Image) -> int:
-    """EXIF orientation read from the header only.
+    """EXIF orientation still to apply, read from the header only (1: none).
 
     Pillow's PNG reader decodes the whole file to look for an eXIf chunk stored after the pixels; such chunks
     are ignored so that :func:`image_size` stays a header read and agrees with :func:`load_image`.
+    Pillow's TIFF reader applies the tag itself (its size is already upright at open, its pixels on load), so
+    turning a TIFF again would show it upside down or sideways.
     """
-    if img.format == "PNG" and "exif" not in img.info:
+    if img.format == "TIFF" or (img.format == "PNG" and "exif" not in img.info):
         return 1
     orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
     return orientation if orientation in _EXIF_TRANSPOSE else 1
@@ -221,7 +269,7 @@ def load_image(path: str, channels: int) -> Image.Image:
             img.load()
             if orientation != 1:
                 img = img.transpose(_EXIF_TRANSPOSE[orientation])
-            return _convert(img, channels)
+            return to_channels(img, channels, path)
     except DataError:
         raise
     except FileNotFoundError as err:
