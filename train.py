@@ -15,7 +15,7 @@ from data.image_io import DataError
 from options import TrainOptions
 from options.machine import apply_torch_threads
 from util.checkpoint import CheckpointError, remove_orphan_temps
-from util.distributed import PeerLostError
+from util.distributed import PeerLostError, barrier
 from util.fresh_start import check_fresh_start, remove_previous_checkpoints
 from util.metrics.evaluate import set_aside_history
 from util.run_lock import RunLock, RunLockedError
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                 if removed:
                     print(f"removed {len(removed)} temp file(s) of killed saves: {', '.join(removed)}")
             trainer = Trainer(opt)  # checks options against the checkpoint before anything is written
+            # Every rank has passed its checks and read what it needs (e.g. --pretrained_name from this folder)
+            # before rank 0 deletes the old checkpoints; a rank that refused keeps them all.
+            barrier(trainer.dist, "every process started")
             if int(os.environ.get("RANK", "0")) == 0:
                 if not opt.continue_train and not opt.dry_run:
                     set_aside_history(trainer.expr_dir)

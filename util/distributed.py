@@ -129,7 +129,7 @@ def select_device(gpu_ids: list[int], info: DistInfo, *, explicit: bool = True) 
     if not gpu_ids:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        if explicit:
+        if explicit and info.is_main:  # once per run, not once per process
             ids = ",".join(map(str, gpu_ids))
             print(f"warning: --gpu_ids {ids} asked for CUDA, which is not available; using the CPU")
         return torch.device("cpu")
@@ -143,18 +143,25 @@ def select_device(gpu_ids: list[int], info: DistInfo, *, explicit: bool = True) 
     return torch.device("cuda", index)
 
 
+#: what a rank waits for in :func:`init_distributed`
+JOINING = "joining the other processes (a process that stopped before joining says why in its own output)"
+
+
 def init_distributed(info: DistInfo, device: torch.device, timeout_s: float = 600.0) -> None:
     """Join the process group (NCCL bound to this rank's GPU, gloo on CPU) and make the gloo control group."""
     if not info.enabled:
         return
     timeout = timedelta(seconds=timeout_s)
-    if not dist.is_initialized():
+    _CONTROL.update(timeout=float(timeout_s))  # named by the message of a failed join
+    if not dist.is_initialized():  # a peer that stopped before joining (it refused the start): one line here
         if device.type == "cuda":
-            dist.init_process_group(backend="nccl", timeout=timeout, device_id=device)
+            guarded(
+                lambda: dist.init_process_group(backend="nccl", timeout=timeout, device_id=device), JOINING
+            )
         else:
-            dist.init_process_group(backend="gloo", timeout=timeout)
+            guarded(lambda: dist.init_process_group(backend="gloo", timeout=timeout), JOINING)
     group = dist.new_group(backend="gloo", timeout=timeout) if dist.get_backend() != "gloo" else None
-    _CONTROL.update(group=group, timeout=float(timeout_s))
+    _CONTROL.update(group=group)
 
 
 def agree_any(flag: bool, info: DistInfo) -> bool:
@@ -217,8 +224,9 @@ def guarded(collective, why: str):
 
 def peer_lost_message(why: str, exc: BaseException) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    rank = dist.get_rank() if dist.is_initialized() else launch_info().rank  # a failed join: not initialised
     return (
-        f"rank {dist.get_rank() if dist.is_initialized() else 0}: another process did not answer while "
+        f"rank {rank}: another process did not answer while "
         f"{why} (--dist_timeout {float(_CONTROL.get('timeout', 600)):g} s); stopping. Cause: {first}"
     )
 

@@ -93,10 +93,11 @@ class Trainer(CheckpointingMixin):
                 world_size=self.dist.world_size,
                 device=self.device,
             )
-            print(
-                f"dataset [{type(self.dataset).__name__}]: {len(self.dataset)} items, "
-                f"{len(self.loader)} batches/epoch"
-            )
+            if self.dist.is_main:
+                print(
+                    f"dataset [{type(self.dataset).__name__}]: {len(self.dataset)} items, "
+                    f"{len(self.loader)} batches/epoch"
+                )
         self.model = models.create_model(opt).to(self.device)
         self.min_size = type(self.model).min_image_size(opt)  # images keeping their shape are checked per batch
         prepare_replicas(self.model, opt, self.dist)  # SyncBatchNorm, rank 0's weights everywhere
@@ -217,7 +218,9 @@ class Trainer(CheckpointingMixin):
         self.report(f"end of epoch {epoch} {length}", t_epoch)
 
     def report(self, what: str, t_start: float) -> None:
-        print(f"{what} \t time taken: {time.time() - t_start:.1f} s\t learning rate {self.model.current_lr():.7f}")
+        if self.dist.is_main:
+            lr = self.model.current_lr()
+            print(f"{what} \t time taken: {time.time() - t_start:.1f} s\t learning rate {lr:.7f}")
 
     def train_step(self, batch) -> float:
         t0 = time.time()

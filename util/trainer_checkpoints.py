@@ -145,11 +145,11 @@ class CheckpointingMixin:
         self.restore_progress(ckpt)
         self.restore_rank_state(ckpt)
         self.last_good = (path, self.global_step)
-        print(
-            f"resumed from {path}: epoch {self.epoch}, image {self.epoch_images} of the epoch "
-            f"(iteration {self.epoch_iter}), step {self.global_step}"
-        )
-        if self.dist.is_main:
+        if self.dist.is_main:  # every rank resumes at the same position: said once
+            print(
+                f"resumed from {path}: epoch {self.epoch}, image {self.epoch_images} of the epoch "
+                f"(iteration {self.epoch_iter}), step {self.global_step}"
+            )
             self.print_resume_notes(ckpt)
 
     def print_resume_notes(self, ckpt: dict) -> None:
@@ -217,7 +217,8 @@ class CheckpointingMixin:
         except ckpt_io.CheckpointError as exc:
             why = architecture_mismatch(ckpt, self.model, self.opt) or exc
             raise ckpt_io.CheckpointError(f"--pretrained_name {name}: {why}") from None
-        print(f"initialised networks from {path}")
+        if self.dist.is_main:
+            print(f"initialised networks from {path}")
 
 
 def architecture_mismatch(ckpt: dict, model, opt) -> str:
