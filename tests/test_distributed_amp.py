@@ -49,6 +49,7 @@ def test_torchrun_two_processes_shard_data_and_save_once(train_args, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # printed by rank 0 only: 3 batches of 1 per rank out of 6 items, so each rank gets half of the data
     assert proc.stdout.count("6 items, 3 batches/epoch") == 1
+    assert proc.stdout.count("---------- Networks initialized") == 1  # the summary once, not per rank
     ckpt = load_checkpoint(os.path.join(tmp_path, "checkpoints", "exp", "latest.pth"))
     assert ckpt["progress"]["global_step"] == 3 and ckpt["progress"]["world_size"] == 2
 

@@ -9,6 +9,8 @@ evaluation go through it, so they never synchronise the GPU and they all honour 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -193,6 +195,12 @@ def _finish_vote() -> bool:
     work, vote = pending
     guarded(work.wait, "agreeing to stop")
     return bool(vote.item())
+
+
+def main_process_prints(info: DistInfo) -> contextlib.AbstractContextManager:
+    """Inside it, what only repeats rank 0's lines (the network summary of ``setup``) is not printed by the
+    other ranks: N processes would print it N times."""
+    return contextlib.nullcontext() if info.is_main else contextlib.redirect_stdout(io.StringIO())
 
 
 def barrier(info: DistInfo, why: str) -> None:

@@ -26,6 +26,7 @@ from util.distributed import (
     cleanup,
     init_distributed,
     launch_info,
+    main_process_prints,
     prepare_replicas,
     select_device,
     share_from_main,
@@ -94,15 +95,14 @@ class Trainer(CheckpointingMixin):
                 device=self.device,
             )
             if self.dist.is_main:
-                print(
-                    f"dataset [{type(self.dataset).__name__}]: {len(self.dataset)} items, "
-                    f"{len(self.loader)} batches/epoch"
-                )
+                name, items, batches = type(self.dataset).__name__, len(self.dataset), len(self.loader)
+                print(f"dataset [{name}]: {items} items, {batches} batches/epoch")
         self.model = models.create_model(opt).to(self.device)
         self.min_size = type(self.model).min_image_size(opt)  # images keeping their shape are checked per batch
         prepare_replicas(self.model, opt, self.dist)  # SyncBatchNorm, rank 0's weights everywhere
         self.model.runtime = Runtime.for_training(opt, self.device, self.dist.enabled, self.model)
-        self.model.setup(verbose=opt.verbose)
+        with main_process_prints(self.dist):  # the network summary once per run
+            self.model.setup(verbose=opt.verbose)
         # Per-process randomness (noise, pools) differs between ranks, but is reproducible.
         ckpt_io.seed_everything(opt.seed + self.dist.rank)
         self.epoch, self.epoch_iter, self.global_step = opt.epoch_count, 0, 0
