@@ -29,7 +29,7 @@ def ranks(tmp_path_factory) -> tuple[dict, dict]:
            os.path.join(ROOT, "tests", "_dist_worker.py"), str(out), str(out / "tmp"), *CASES, "mismatch"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+    return torch.load(out / "rank0.pt", weights_only=True), torch.load(out / "rank1.pt", weights_only=True)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -134,7 +134,7 @@ def test_lost_and_signalled_ranks(train_args, tmp_path):
             wait_all(procs, 0)
     assert "interrupted at epoch" in (logs / "out0").read_text()
     ckpt = torch.load(os.path.join(argv[argv.index("--checkpoints_dir") + 1], "sigterm", "latest.pth"),
-                      weights_only=False)  # fmt: skip
+                      weights_only=True)  # fmt: skip
     assert ckpt["progress"]["world_size"] == 2
 
 
