@@ -127,19 +127,25 @@ def test_a_rank_whose_peer_refused_before_joining_stops_with_one_line(trained, t
     assert "Traceback" not in errors[1] and f"--dist_timeout {TIMEOUT} s" in last
 
 
-def test_overwrite_waits_for_every_rank_before_deleting(trained, tmp_path):
-    """--overwrite --pretrained_name <this run>: rank 1 still reads 2.pth (slowly) after rank 0 has passed its
-    own checks; rank 0 deletes the old files only once every rank has started, then both train."""
+def run_on_copy(trained, tmp_path, *extra: str, env: dict | None = None) -> tuple[list[str], list[str]]:
+    """Both ranks' stdout and stderr of train.py (through the wrapper) on a copy of the trained run, after both
+    exited 0."""
     folder, argv = trained
     shutil.copytree(folder, tmp_path / "ck" / "exp")
     wrapper = tmp_path / "wrapper.py"
     wrapper.write_text(WRAPPER)
-    args = with_checkpoints_dir(argv, tmp_path / "ck", "--overwrite", "--pretrained_name", "exp", "--epoch", "2",
-                                "--save_epoch_freq", "5", "--dist_timeout", "20")  # fmt: skip
     logs = tmp_path / "logs"
-    codes = wait_all(launch(args, logs, wrapper, {"SLOW_LOAD": "2"}), 90)
+    codes = wait_all(launch(with_checkpoints_dir(argv, tmp_path / "ck", *extra), logs, wrapper, env or {}), 90)
     outs, errors = read(logs, "out"), read(logs, "err")
     assert codes == [0, 0], errors
+    return outs, errors
+
+
+def test_overwrite_waits_for_every_rank_before_deleting(trained, tmp_path):
+    """--overwrite --pretrained_name <this run>: rank 1 still reads 2.pth (slowly) after rank 0 has passed its
+    own checks; rank 0 deletes the old files only once every rank has started, then both train."""
+    outs, _ = run_on_copy(trained, tmp_path, "--overwrite", "--pretrained_name", "exp", "--epoch", "2",
+                          "--save_epoch_freq", "5", "--dist_timeout", "20", env={"SLOW_LOAD": "2"})  # fmt: skip
     assert sorted(n for n in os.listdir(tmp_path / "ck" / "exp") if n.endswith(".pth")) == ["latest.pth"]
     assert "removed the previous run's 1.pth, 2.pth, latest.pth" in outs[0] and "removed" not in outs[1]
     assert "initialised networks from" in outs[0] and "initialised networks from" not in outs[1]
@@ -147,16 +153,8 @@ def test_overwrite_waits_for_every_rank_before_deleting(trained, tmp_path):
 
 def test_resume_with_changed_lr_and_length_agrees_on_every_rank(trained, tmp_path):
     """The changed settings apply on both ranks (same rates), the note and the resume line are printed once."""
-    folder, argv = trained
-    shutil.copytree(folder, tmp_path / "ck" / "exp")
-    wrapper = tmp_path / "wrapper.py"
-    wrapper.write_text(WRAPPER)
-    args = with_checkpoints_dir(argv, tmp_path / "ck", "--continue_train", "--epoch", "1", "--lr", "0.0001",
-                                "--n_epochs", "2", "--n_epochs_decay", "2")  # fmt: skip
-    logs = tmp_path / "logs"
-    codes = wait_all(launch(args, logs, wrapper), 90)
-    outs, errors = read(logs, "out"), read(logs, "err")
-    assert codes == [0, 0], errors
+    outs, _ = run_on_copy(trained, tmp_path, "--continue_train", "--epoch", "1", "--lr", "0.0001",
+                          "--n_epochs", "2", "--n_epochs_decay", "2")  # fmt: skip
     rates = [[line for line in out.splitlines() if line.startswith("lrs:")] for out in outs]
     assert rates[0] and rates[0] == rates[1], rates
     assert "lr 0.0002 -> 0.0001" in outs[0] and "schedule n_epochs 1 -> 2" in outs[0]
